@@ -1,0 +1,64 @@
+package clusterchat
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. The value is the errno sent on the wire, so they never change.
+// 1 and 2 are the classic login failures.
+const (
+	EAUTH        = 1  // wrong id or password, bad token
+	ESESSIONS    = 2  // the account is at its session limit (-max-sessions)
+	EINVALID     = 3  // malformed request: bad JSON, missing or wrongly typed field, value out of range
+	ENOTFOUND    = 4  // the user, group or conversation does not exist
+	EEXISTS      = 5  // already exists: name taken, already friends
+	EFORBIDDEN   = 6  // not a member, not yours
+	ETOOLARGE    = 7  // frame or message over the limit
+	ENOTLOGGEDIN = 8  // request needs a session
+	EUNAVAILABLE = 9  // the store (or another dependency) is unreachable; retry later
+	EINTERNAL    = 10 // a bug
+	EUNKNOWN     = 11 // unknown msgid
+	ERATELIMIT   = 12 // too many attempts
+)
+
+// Error is the one error type of clusterchat: a code for machines, a message
+// for people. The protocol layer maps it to an error reply.
+type Error struct {
+	Code    int
+	Message string
+}
+
+// Error implements error.
+func (e *Error) Error() string { return fmt.Sprintf("clusterchat: %s (errno %d)", e.Message, e.Code) }
+
+// Errorf returns an *Error with the given code.
+func Errorf(code int, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err: its own for an *Error in its chain,
+// EINTERNAL for any other non-nil error, 0 for nil.
+func ErrorCode(err error) int {
+	var e *Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the message of err fit for a client: its own for an
+// *Error, a generic text otherwise (internal details stay in the logs).
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	if err == nil {
+		return ""
+	}
+	return "internal error"
+}

@@ -1,0 +1,24 @@
+package clusterchat
+
+import "context"
+
+// Presence tracks the live sessions of every user, so that online/offline is
+// a property of sessions and never a column that can go stale.
+// Implementations: inmem.Presence (one process) and redis.Presence (a
+// cluster: heartbeats with expiry, so the sessions of a killed server vanish
+// within a bounded time).
+type Presence interface {
+	// Acquire records session sid of uid on this server. With max > 0 it
+	// refuses (ESESSIONS) when uid already has max live sessions anywhere,
+	// atomically: two servers can never both accept past the limit. first
+	// tells whether uid had no live session before.
+	Acquire(ctx context.Context, uid int64, sid string, max int) (first bool, err error)
+	// Release removes session sid of uid; last tells whether uid has no live
+	// session left anywhere.
+	Release(ctx context.Context, uid int64, sid string) (last bool, err error)
+	// Online reports which of uids have at least one live session.
+	Online(ctx context.Context, uids []int64) (map[int64]bool, error)
+	// Close releases the sessions of this server (clean shutdown) and stops
+	// its heartbeat.
+	Close() error
+}

@@ -1,0 +1,93 @@
+package clusterchat
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the source of truth: accounts, friendships, groups, the message
+// log and every user's cursors. Implementations: sqlite.Store (embedded, one
+// process) and postgres.Store (shared by the servers of a cluster). The
+// conformance suite in storetest runs against both.
+//
+// Guarantees every implementation gives:
+//   - every call is atomic: it is wholly done or not at all;
+//   - errors are *Error with the codes named below; an unreachable database
+//     is EUNAVAILABLE; anything else unexpected may be a plain error;
+//   - it is safe for concurrent use, also by several processes sharing one
+//     database (postgres).
+type Store interface {
+	// CreateUser stores a new account and returns its id (ids start at 1).
+	// EEXISTS if the name is taken.
+	CreateUser(ctx context.Context, name, passHash string) (int64, error)
+	// User returns an account. ENOTFOUND if there is none.
+	User(ctx context.Context, id int64) (*User, error)
+
+	// AddFriend makes a and b friends of each other, both rows in one
+	// transaction. ENOTFOUND if either user is missing, EEXISTS if they are
+	// already friends.
+	AddFriend(ctx context.Context, a, b int64) error
+	// Friends returns the friends of uid (PassHash empty), ordered by id.
+	Friends(ctx context.Context, uid int64) ([]User, error)
+
+	// CreateGroup stores a group with creator as its only member, role
+	// RoleCreator, and returns its id. EEXISTS if the name is taken,
+	// ENOTFOUND if creator does not exist.
+	CreateGroup(ctx context.Context, creator int64, name, desc string) (int64, error)
+	// JoinGroup adds uid to group gid with RoleNormal and reports whether it
+	// was added (false: already a member, nothing changed). The new member's
+	// delivered and read cursors start at the group's last seq, so joining
+	// does not flood them with history as "missed". ENOTFOUND if the group
+	// or the user does not exist.
+	JoinGroup(ctx context.Context, gid, uid int64) (bool, error)
+	// Group returns a group with its members (names and roles, ordered by
+	// user id). ENOTFOUND if there is none.
+	Group(ctx context.Context, gid int64) (*Group, error)
+	// UserGroups returns the groups uid belongs to, each with its members,
+	// ordered by group id.
+	UserGroups(ctx context.Context, uid int64) ([]Group, error)
+	// Role returns uid's role in gid, "" if uid is not a member. ENOTFOUND if
+	// the group does not exist.
+	Role(ctx context.Context, gid, uid int64) (string, error)
+
+	// Append commits msgs in one transaction, in order. For each message
+	// with a CMID already stored for the same From, it fills the message
+	// with the stored original (ID, Conv, Seq, Time, Body...), sets Dup and
+	// stores nothing. Every other message gets the next Seq of its Conv
+	// (contiguous, no gaps, also when several processes append to the same
+	// Conv at once), a new ID and Time (now, millisecond precision; CTime is
+	// kept as given). For a 1:1 message, both users become participants of
+	// the conversation (see Convs). Append does not check that users or
+	// groups exist nor membership: the caller did.
+	Append(ctx context.Context, msgs []*Message) error
+	// Since returns up to limit messages of conv with Seq > after, in
+	// ascending Seq.
+	Since(ctx context.Context, conv string, after int64, limit int) ([]*Message, error)
+	// Before returns the newest messages of conv with Seq < before (before
+	// <= 0: from the end), at most limit, in ascending Seq.
+	Before(ctx context.Context, conv string, before int64, limit int) ([]*Message, error)
+	// Convs returns uid's state in every conversation it takes part in:
+	// its groups, and every 1:1 conversation with at least one message.
+	// Ordered by Conv.
+	Convs(ctx context.Context, uid int64) ([]ConvState, error)
+	// Undelivered returns up to limit messages not sent by uid with Seq above
+	// uid's delivered cursor of their conversation, over all its
+	// conversations, ordered by ID. It moves no cursor.
+	Undelivered(ctx context.Context, uid int64, limit int) ([]*Message, error)
+	// MarkDelivered raises delivered cursors: each to max(current, Seq).
+	// A cursor for a conversation the user is not part of is ignored.
+	MarkDelivered(ctx context.Context, cursors []Cursor) error
+	// MarkRead raises read cursors (and delivered ones with them) to
+	// max(current, Seq).
+	MarkRead(ctx context.Context, cursors []Cursor) error
+
+	// PutToken stores a session token (by its hash) for uid until expires.
+	PutToken(ctx context.Context, tokenHash string, uid int64, expires time.Time) error
+	// TokenUser returns the user of an unexpired token. EAUTH otherwise.
+	TokenUser(ctx context.Context, tokenHash string) (int64, error)
+
+	// Ping checks that the database answers (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the store; it waits for calls in progress.
+	Close() error
+}
