@@ -1,0 +1,48 @@
+package inmem_test
+
+import (
+	"context"
+	"testing"
+
+	"clusterchat"
+	"clusterchat/brokertest"
+	"clusterchat/inmem"
+	"clusterchat/presencetest"
+)
+
+func TestBroker(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, h clusterchat.BrokerHandler) clusterchat.Broker {
+		return inmem.NewBroker(h)
+	}, brokertest.SingleProcess())
+}
+
+func TestPresence(t *testing.T) {
+	presencetest.Run(t, func(t *testing.T, node string) clusterchat.Presence {
+		return inmem.NewPresence()
+	}, presencetest.SingleProcess())
+}
+
+type nopHandler struct{}
+
+func (nopHandler) HandleMessage(string, []byte) {}
+func (nopHandler) HandleReconnect()             {}
+
+// BenchmarkPublish measures the in-process fast path: Publish to a
+// subscribed channel, handler called synchronously.
+func BenchmarkPublish(b *testing.B) {
+	ctx := context.Background()
+	br := inmem.NewBroker(nopHandler{})
+	defer br.Close()
+	if err := br.Subscribe(ctx, "u:1"); err != nil {
+		b.Fatal(err)
+	}
+	payload := []byte(`{"type":"msg","from":1,"to":2,"body":"hello"}`)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := br.Publish(ctx, "u:1", payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
