@@ -1,0 +1,143 @@
+// Command chatserver runs a clusterchat server. With no flags it is a
+// working single node: TCP on 127.0.0.1:6000, HTTP on 127.0.0.1:8080, an
+// embedded SQLite store in clusterchat.db and an in-process broker. In a
+// cluster, give it -store postgres://... and -broker redis://host:port.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"clusterchat"
+	"clusterchat/inmem"
+	"clusterchat/server"
+	"clusterchat/sqlite"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "chatserver:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line, each flag with an environment equivalent.
+type options struct {
+	addr, http, store, broker, node, logLevel string
+	maxSessions, maxBody, bcryptCost          int
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("chatserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v, ok := os.LookupEnv(name); ok {
+			return v
+		}
+		return def
+	}
+	envInt := func(name string, def int) int {
+		if v, ok := os.LookupEnv(name); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+		return def
+	}
+	o := &options{}
+	fs.StringVar(&o.addr, "addr", env("CHAT_ADDR", "127.0.0.1:6000"), "TCP listen address (env CHAT_ADDR)")
+	fs.StringVar(&o.http, "http", env("CHAT_HTTP", "127.0.0.1:8080"), "HTTP listen address for /healthz /readyz /metrics, empty to disable (env CHAT_HTTP)")
+	fs.StringVar(&o.store, "store", env("CHAT_STORE", "sqlite:clusterchat.db"), "store: sqlite:PATH or postgres://... (env CHAT_STORE)")
+	fs.StringVar(&o.broker, "broker", env("CHAT_BROKER", "memory"), "broker: memory or redis://host:port (env CHAT_BROKER)")
+	fs.StringVar(&o.node, "node", env("CHAT_NODE", "node1"), "this server's name in the cluster (env CHAT_NODE)")
+	fs.IntVar(&o.maxSessions, "max-sessions", envInt("CHAT_MAX_SESSIONS", 0), "sessions per account, 0 = unlimited (env CHAT_MAX_SESSIONS)")
+	fs.IntVar(&o.maxBody, "max-body", envInt("CHAT_MAX_BODY", clusterchat.DefaultMaxBody), "longest chat message in bytes (env CHAT_MAX_BODY)")
+	fs.IntVar(&o.bcryptCost, "bcrypt-cost", envInt("CHAT_BCRYPT_COST", 10), "bcrypt cost for new passwords, 4-31 (env CHAT_BCRYPT_COST)")
+	fs.StringVar(&o.logLevel, "log-level", env("CHAT_LOG_LEVEL", "info"), "debug, info, warn or error (env CHAT_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.bcryptCost < 4 || o.bcryptCost > 31 {
+		return nil, fmt.Errorf("-bcrypt-cost must be 4-31")
+	}
+	return o, nil
+}
+
+// run starts the server and blocks until ctx ends, then shuts down cleanly.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	srv := server.New(server.Config{
+		Addr: o.addr, HTTPAddr: o.http, Node: o.node,
+		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost,
+	}, logger)
+
+	store, err := openStore(ctx, o.store, logger)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	srv.Store = store
+
+	broker, presence, err := openBroker(ctx, o.broker, o.node, srv, logger)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	defer presence.Close()
+	srv.Broker, srv.Presence = broker, presence
+
+	if err := srv.Open(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	// Deferred in reverse: server first (sessions end, commits finish),
+	// then presence, broker and store.
+	return srv.Close()
+}
+
+func openStore(ctx context.Context, spec string, logger *slog.Logger) (clusterchat.Store, error) {
+	switch {
+	case strings.HasPrefix(spec, "sqlite:"):
+		return sqlite.Open(strings.TrimPrefix(spec, "sqlite:"), logger)
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		return openPostgres(ctx, spec, logger)
+	}
+	return nil, fmt.Errorf("-store %q: want sqlite:PATH or postgres://...", spec)
+}
+
+func openBroker(ctx context.Context, spec, node string, h clusterchat.BrokerHandler, logger *slog.Logger) (clusterchat.Broker, clusterchat.Presence, error) {
+	switch {
+	case spec == "memory":
+		return inmem.NewBroker(h), inmem.NewPresence(), nil
+	case strings.HasPrefix(spec, "redis://"):
+		return openRedis(ctx, spec, node, h, logger)
+	}
+	return nil, nil, fmt.Errorf("-broker %q: want memory or redis://host:port", spec)
+}

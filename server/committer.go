@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"hash/maphash"
+	"time"
+
+	"clusterchat"
+	"clusterchat/proto"
+)
+
+// job is one chat message waiting for its commit.
+type job struct {
+	m    *clusterchat.Message
+	sess *session // sender's session: acknowledged once committed (nil: none)
+	rid  int64
+	req  int
+}
+
+// maxBatch bounds one commit; anything queued past it waits for the next.
+const maxBatch = 1024
+
+// runCommitter is the single writer of chat messages: it takes whatever has
+// queued since the last commit and appends it in one store call (group
+// commit), so latency stays at one commit and throughput grows with load.
+func (s *Server) runCommitter() {
+	defer s.commitWG.Done()
+	batch := make([]*job, 0, maxBatch)
+	msgs := make([]*clusterchat.Message, 0, maxBatch)
+	for {
+		j, ok := <-s.commits
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], j)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case j, ok := <-s.commits:
+				if !ok {
+					break more
+				}
+				batch = append(batch, j)
+			default:
+				break more
+			}
+		}
+		msgs = msgs[:0]
+		for _, j := range batch {
+			msgs = append(msgs, j.m)
+		}
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.Store.Append(ctx, msgs)
+		cancel()
+		s.metrics.storeAppend.Observe(time.Since(start).Seconds())
+		s.metrics.batchSize.Observe(float64(len(msgs)))
+		if err != nil {
+			s.log.Warn("store append failed", "n", len(msgs), "err", err)
+			for _, j := range batch {
+				s.replyErr(j.sess, j.req, j.rid, err)
+			}
+			continue
+		}
+		for _, j := range batch {
+			s.committed(j)
+		}
+		clear(batch)
+	}
+}
+
+// committed acknowledges the sender and hands the message to a publisher.
+func (s *Server) committed(j *job) {
+	m := j.m
+	if j.sess != nil && j.sess.native {
+		j.sess.c.send(outItem{b: appendNL(proto.AppendChatAck(make([]byte, 0, 160), j.req, j.rid, m))})
+	}
+	if m.Dup {
+		// The original was published when it was first accepted; whoever
+		// missed it catches up from the store.
+		s.metrics.duplicates.Inc()
+		return
+	}
+	s.metrics.accepted.Inc()
+	s.cursors.read(m.From, m.Conv, m.Seq)
+	e := &envelope{kind: kindMessage, conv: m.Conv, seq: m.Seq, from: m.From, group: m.GroupID}
+	if j.sess != nil {
+		e.origin = j.sess.sid
+	}
+	e.classic = appendNL(proto.AppendClassicChat(make([]byte, 0, 96+len(m.Body)), m))
+	e.native = appendNL(proto.AppendNativeChat(make([]byte, 0, 160+len(m.Body)), m))
+	var channel string
+	if m.IsGroup() {
+		channel = groupChannel(m.GroupID)
+	} else {
+		channel = userChannel(m.To)
+		// The sender's other sessions on this server see their own message
+		// at once; those on other servers fill the seq gap from the store.
+		for _, other := range s.hub.localSessions(m.From) {
+			other.deliver(e)
+		}
+	}
+	s.publish(channel, e)
+}
+
+// pubJob is one envelope for the publisher workers.
+type pubJob struct {
+	channel string
+	payload []byte
+}
+
+var pubSeed = maphash.MakeSeed()
+
+// publish hands e to the worker that owns channel: per-channel order is
+// kept, while different channels publish in parallel (a broker round trip
+// must not serialize the whole server).
+func (s *Server) publish(channel string, e *envelope) {
+	payload := e.marshal(make([]byte, 0, 32+len(e.classic)+len(e.native)+len(channel)))
+	w := maphash.String(pubSeed, channel) % uint64(len(s.pubs))
+	s.pubs[w] <- pubJob{channel: channel, payload: payload}
+}
+
+func (s *Server) runPublisher(in <-chan pubJob) {
+	defer s.pubWG.Done()
+	for j := range in {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.Broker.Publish(ctx, j.channel, j.payload)
+		cancel()
+		s.metrics.publish.Observe(time.Since(start).Seconds())
+		if err != nil {
+			// The message is committed: recipients catch up from the store
+			// (native sync, classic offlinemsg at next login).
+			s.log.Warn("publish failed; recipients will catch up from the store", "channel", j.channel, "err", err)
+		}
+	}
+}

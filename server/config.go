@@ -1,0 +1,63 @@
+// Package server is the connection and session layer of chatserver and the
+// chat service behind it: it accepts TCP connections, speaks the classic and
+// native protocols (package proto), commits messages to the Store, fans them
+// out through the Broker and tracks sessions in Presence.
+//
+// Concurrency contract:
+//   - each connection has one read loop (its own goroutine) that handles its
+//     requests in order; replies and deliveries go through conn.send, which
+//     queues bytes (bounded, byte-counted) and drains them with one
+//     short-lived flush goroutine per connection at a time;
+//   - one committer goroutine appends messages to the store in batches
+//     (group commit) and hands committed messages to publisher workers,
+//     chosen by channel so publications on one channel keep their order;
+//   - the broker calls Server.HandleMessage from its own goroutine; the hub
+//     delivers to local sessions without blocking.
+//
+// Lock order: hub.mu before session.mu before conn.mu. No lock is held
+// across a store, broker or presence call.
+package server
+
+import (
+	"time"
+
+	"clusterchat"
+)
+
+// Config holds the settings of a Server. Zero values take the defaults
+// documented on each field.
+type Config struct {
+	Addr        string        // TCP listen address; default 127.0.0.1:6000
+	HTTPAddr    string        // HTTP listen address (/healthz /readyz /metrics); "" disables it
+	Node        string        // this server's name in the cluster; default "node1"
+	MaxSessions int           // sessions per account, 0 = unlimited
+	MaxBody     int           // longest chat text in bytes; default 4 KiB
+	MaxQueue    int           // outbound queue per connection in bytes before the client counts as a slow consumer; default 4 MiB
+	WriteWait   time.Duration // longest a socket write may block; default 10 s
+	BcryptCost  int           // password hashing cost; default bcrypt.DefaultCost
+	Publishers  int           // publisher workers; default 16
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:6000"
+	}
+	if c.Node == "" {
+		c.Node = "node1"
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = clusterchat.DefaultMaxBody
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = 4 << 20
+	}
+	if c.WriteWait <= 0 {
+		c.WriteWait = 10 * time.Second
+	}
+	if c.BcryptCost == 0 {
+		c.BcryptCost = 10
+	}
+	if c.Publishers <= 0 {
+		c.Publishers = 16
+	}
+}

@@ -1,0 +1,211 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"clusterchat"
+	"clusterchat/proto"
+)
+
+// outItem is one queued object. conv and seq are set for chat messages, so
+// that once the bytes are written the user's delivered cursor can move.
+type outItem struct {
+	b    []byte
+	conv string
+	seq  int64
+	user int64
+}
+
+// conn is one client connection. Its read loop (serve) is the only reader;
+// send is the only way to write, from any goroutine.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+
+	mu       sync.Mutex
+	pending  []outItem
+	spare    []outItem
+	queued   int  // bytes in pending
+	flushing bool // a goroutine owns the socket's write side
+	closed   bool
+	classic  bool // write objects one per write (the classic client reads one object per recv)
+
+	sess *session // current session; only the read loop changes it
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{srv: s, nc: nc, classic: true}
+}
+
+// serve is the connection's read loop. It returns when the connection ends.
+func (c *conn) serve() {
+	defer c.close()
+	r := proto.NewReader(c.nc, 512, clusterchat.MaxFrame)
+	var q proto.Request
+	for {
+		frame, err := r.Next()
+		if err != nil {
+			switch {
+			case errors.Is(err, proto.ErrFrameTooLarge), errors.Is(err, proto.ErrGarbage):
+				c.sendDirect(proto.AppendError(nil, 0, 0, c.native(), err))
+				c.srv.log.Info("closing connection", "remote", c.nc.RemoteAddr().String(), "reason", err.Error())
+				c.srv.metrics.errors.WithLabelValues(errLabel(err)).Inc()
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			default:
+				c.srv.log.Debug("read", "remote", c.nc.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		c.srv.handle(c, frame, &q)
+	}
+}
+
+func (c *conn) native() bool { return c.sess != nil && c.sess.native }
+
+// setClassic switches the write mode when a session declares its protocol.
+func (c *conn) setClassic(classic bool) {
+	c.mu.Lock()
+	c.classic = classic
+	c.mu.Unlock()
+}
+
+// sendDirect queues a reply from the read loop and, when the socket is free,
+// writes it at once from the read loop itself (no goroutine, no extra hop).
+func (c *conn) sendDirect(b []byte) {
+	c.enqueue(outItem{b: appendNL(b)}, true)
+}
+
+// send queues an object for the connection from any goroutine; a flush
+// goroutine writes it. It never blocks on the socket.
+func (c *conn) send(it outItem) { c.enqueue(it, false) }
+
+func appendNL(b []byte) []byte { return append(b, '\n') }
+
+func (c *conn) enqueue(it outItem, direct bool) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.queued+len(it.b) > c.srv.cfg.MaxQueue {
+		c.closed = true
+		c.pending = nil
+		c.mu.Unlock()
+		c.srv.metrics.slowConsumers.Inc()
+		c.srv.log.Warn("slow consumer disconnected", "remote", c.nc.RemoteAddr().String(), "queued_bytes", c.queued)
+		c.nc.Close()
+		return
+	}
+	c.pending = append(c.pending, it)
+	c.queued += len(it.b)
+	if c.flushing {
+		c.mu.Unlock()
+		return
+	}
+	c.flushing = true
+	c.mu.Unlock()
+	if direct {
+		c.flush()
+		return
+	}
+	c.srv.wg.Add(1)
+	go func() {
+		defer c.srv.wg.Done()
+		c.flush()
+	}()
+}
+
+// flush writes everything queued until the queue is empty. Only the holder
+// of c.flushing runs it. Native sessions get everything in one writev;
+// classic sessions one object per write.
+func (c *conn) flush() {
+	for {
+		c.mu.Lock()
+		if len(c.pending) == 0 || c.closed {
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		batch := c.pending
+		c.pending, c.spare = c.spare[:0], nil
+		c.queued = 0
+		classic := c.classic
+		c.mu.Unlock()
+
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteWait))
+		var err error
+		if classic || len(batch) == 1 {
+			for i := range batch {
+				if _, err = c.nc.Write(batch[i].b); err != nil {
+					break
+				}
+			}
+		} else {
+			bufs := make(net.Buffers, len(batch))
+			for i := range batch {
+				bufs[i] = batch[i].b
+			}
+			_, err = bufs.WriteTo(c.nc)
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.closed = true
+			c.pending = nil
+			c.flushing = false
+			c.mu.Unlock()
+			c.nc.Close()
+			return
+		}
+		delivered := 0
+		for i := range batch {
+			if batch[i].conv != "" {
+				c.srv.cursors.delivered(batch[i].user, batch[i].conv, batch[i].seq)
+				delivered++
+			}
+			batch[i] = outItem{}
+		}
+		c.srv.metrics.delivered.Add(float64(delivered))
+		c.mu.Lock()
+		if c.spare == nil {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+	}
+}
+
+// close ends the session (if any) and the connection. Only the read loop
+// calls it.
+func (c *conn) close() {
+	if c.sess != nil {
+		c.srv.endSession(c.sess)
+		c.sess = nil
+	}
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.nc.Close()
+	c.srv.dropConn(c)
+}
+
+// shutdown tells a native session to reconnect elsewhere, lets the queue
+// drain for a moment and closes the socket, which ends the read loop.
+func (c *conn) shutdown(notice []byte) {
+	if notice != nil {
+		c.send(outItem{b: notice})
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		done := !c.flushing && len(c.pending) == 0
+		c.mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.nc.Close()
+}

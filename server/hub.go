@@ -1,0 +1,175 @@
+package server
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// hub indexes this server's live sessions by user and by group, and delivers
+// broker envelopes to them.
+type hub struct {
+	mu     sync.RWMutex
+	users  map[int64][]*session
+	groups map[int64]map[*session]struct{}
+}
+
+func newHub() *hub {
+	return &hub{users: make(map[int64][]*session), groups: make(map[int64]map[*session]struct{})}
+}
+
+func userChannel(uid int64) string  { return "u:" + strconv.FormatInt(uid, 10) }
+func groupChannel(gid int64) string { return "g:" + strconv.FormatInt(gid, 10) }
+
+// add registers s under its user and subscribes the user's channel (counted
+// per session by the broker).
+func (s *Server) hubAdd(ctx context.Context, sess *session) error {
+	if err := s.Broker.Subscribe(ctx, userChannel(sess.uid)); err != nil {
+		return err
+	}
+	h := s.hub
+	h.mu.Lock()
+	h.users[sess.uid] = append(h.users[sess.uid], sess)
+	h.mu.Unlock()
+	return nil
+}
+
+// hubJoin adds sess to the index of group gid and subscribes the group's
+// channel, once per session and group.
+func (s *Server) hubJoin(ctx context.Context, sess *session, gid int64) error {
+	h := s.hub
+	h.mu.RLock()
+	_, present := h.groups[gid][sess]
+	h.mu.RUnlock()
+	if present {
+		return nil
+	}
+	// Subscribe first, then index: a session ending meanwhile gets its
+	// subscription undone here instead of leaking it.
+	if err := s.Broker.Subscribe(ctx, groupChannel(gid)); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	set := h.groups[gid]
+	_, present = set[sess]
+	if sess.ended || present {
+		h.mu.Unlock()
+		s.Broker.Unsubscribe(ctx, groupChannel(gid))
+		return nil
+	}
+	if set == nil {
+		set = make(map[*session]struct{})
+		h.groups[gid] = set
+	}
+	set[sess] = struct{}{}
+	sess.groups = append(sess.groups, gid)
+	h.mu.Unlock()
+	return nil
+}
+
+// hubRemove unregisters sess and undoes its subscriptions.
+func (s *Server) hubRemove(ctx context.Context, sess *session) {
+	h := s.hub
+	h.mu.Lock()
+	if sess.ended {
+		h.mu.Unlock()
+		return
+	}
+	sess.ended = true
+	list := h.users[sess.uid]
+	for i, x := range list {
+		if x == sess {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(h.users, sess.uid)
+	} else {
+		h.users[sess.uid] = list
+	}
+	groups := sess.groups
+	for _, gid := range groups {
+		if set := h.groups[gid]; set != nil {
+			delete(set, sess)
+			if len(set) == 0 {
+				delete(h.groups, gid)
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, gid := range groups {
+		s.Broker.Unsubscribe(ctx, groupChannel(gid))
+	}
+	s.Broker.Unsubscribe(ctx, userChannel(sess.uid))
+}
+
+// localSessions returns a copy of uid's sessions on this server.
+func (h *hub) localSessions(uid int64) []*session {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return append([]*session(nil), h.users[uid]...)
+}
+
+// HandleMessage implements clusterchat.BrokerHandler: it delivers an
+// envelope to the local sessions it concerns.
+func (s *Server) HandleMessage(channel string, payload []byte) {
+	var e envelope
+	if err := e.unmarshal(payload); err != nil {
+		s.log.Error("dropping malformed envelope", "channel", channel, "err", err)
+		return
+	}
+	kind, idStr, ok := strings.Cut(channel, ":")
+	if !ok {
+		return
+	}
+	id, err := strconv.ParseInt(idStr, 10, 64)
+	if err != nil {
+		return
+	}
+	h := s.hub
+	if e.kind == kindJoin { // a user joined a group: index their sessions here
+		for _, sess := range h.localSessions(id) {
+			s.wg.Add(1)
+			go func() { // Subscribe may wait on the broker: not on its goroutine
+				defer s.wg.Done()
+				if err := s.hubJoin(context.Background(), sess, e.group); err != nil {
+					s.log.Warn("group subscribe failed", "group", e.group, "err", err)
+				}
+			}()
+		}
+		return
+	}
+	h.mu.RLock()
+	switch kind {
+	case "u":
+		for _, sess := range h.users[id] {
+			sess.deliver(&e)
+		}
+	case "g":
+		for sess := range h.groups[id] {
+			sess.deliver(&e)
+		}
+	}
+	h.mu.RUnlock()
+}
+
+// HandleReconnect implements clusterchat.BrokerHandler: envelopes may have
+// been lost while the broker was down, so native sessions are told to catch
+// up from the store. Classic sessions get what they missed at their next
+// login (their delivered cursor did not move).
+func (s *Server) HandleReconnect() {
+	s.log.Warn("broker reconnected; asking native sessions to resync")
+	notice := appendNL([]byte(`{"msgid":17,"reason":"resync"}`))
+	h := s.hub
+	h.mu.RLock()
+	for _, list := range h.users {
+		for _, sess := range list {
+			if sess.native {
+				sess.c.send(outItem{b: notice})
+			}
+		}
+	}
+	h.mu.RUnlock()
+}

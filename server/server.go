@@ -1,0 +1,266 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"clusterchat"
+)
+
+// Server is one chatserver. Set Store, Broker and Presence, then Open; Close
+// shuts it down once and waits for everything it started.
+type Server struct {
+	Store    clusterchat.Store
+	Broker   clusterchat.Broker
+	Presence clusterchat.Presence
+
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	hub     *hub
+	cursors *cursors
+	users   userCache
+	members sync.Map // [2]int64{group, user} -> struct{}: known memberships (they only grow)
+
+	ln      net.Listener
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	commits  chan *job
+	commitWG sync.WaitGroup
+	pubs     []chan pubJob
+	pubWG    sync.WaitGroup
+
+	connMu sync.Mutex
+	conns  map[*conn]struct{}
+
+	wg        sync.WaitGroup // read loops, flushers and helpers
+	bgCancel  context.CancelFunc
+	bgWG      sync.WaitGroup
+	sidSeq    atomic.Int64
+	closing   atomic.Bool
+	closeOnce sync.Once
+}
+
+// New returns a Server with cfg (defaults filled in) logging to logger.
+func New(cfg Config, logger *slog.Logger) *Server {
+	cfg.setDefaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Server{
+		cfg:     cfg,
+		log:     logger.With("node", cfg.Node),
+		metrics: newMetrics(cfg.Node),
+		hub:     newHub(),
+		cursors: newCursors(),
+		conns:   make(map[*conn]struct{}),
+	}
+}
+
+// Addr returns the TCP listener's address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// HTTPAddr returns the HTTP listener's address, nil when disabled.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpLn == nil {
+		return nil
+	}
+	return s.httpLn.Addr()
+}
+
+// Open starts listening and serving.
+func (s *Server) Open() error {
+	if s.Store == nil || s.Broker == nil || s.Presence == nil {
+		return errors.New("server: Store, Broker and Presence must be set")
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	if s.cfg.HTTPAddr != "" {
+		hl, err := net.Listen("tcp", s.cfg.HTTPAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("server: listen http %s: %w", s.cfg.HTTPAddr, err)
+		}
+		s.httpLn = hl
+		s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.httpSrv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http server", "err", err)
+			}
+		}()
+	}
+
+	s.commits = make(chan *job, 4*maxBatch)
+	s.commitWG.Add(1)
+	go s.runCommitter()
+	s.pubs = make([]chan pubJob, s.cfg.Publishers)
+	for i := range s.pubs {
+		s.pubs[i] = make(chan pubJob, 1024)
+		s.pubWG.Add(1)
+		go s.runPublisher(s.pubs[i])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.bgCancel = cancel
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		s.runCursors(ctx, time.Second)
+	}()
+
+	s.wg.Add(1)
+	go s.acceptLoop()
+	attrs := []any{"addr", ln.Addr().String()}
+	if s.httpLn != nil {
+		attrs = append(attrs, "http", s.httpLn.Addr().String())
+	}
+	s.log.Info("listening", attrs...)
+	return nil
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return
+			}
+			// Out of file descriptors and the like: back off, don't spin.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		c := newConn(s, nc)
+		s.connMu.Lock()
+		if s.closing.Load() {
+			s.connMu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.connMu.Unlock()
+		s.metrics.conns.Inc()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+		}()
+	}
+}
+
+func (s *Server) dropConn(c *conn) {
+	s.connMu.Lock()
+	delete(s.conns, c)
+	s.connMu.Unlock()
+	s.metrics.conns.Dec()
+}
+
+// Close shuts the server down: it stops accepting, tells native sessions to
+// reconnect elsewhere, closes every connection (ending their sessions),
+// commits what was accepted, publishes it, saves cursors, and releases this
+// server's presence. It runs once; later calls wait for nothing and return nil.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		s.connMu.Lock()
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.connMu.Unlock()
+		notice := appendNL([]byte(`{"msgid":17,"reason":"shutdown"}`))
+		var cw sync.WaitGroup
+		for _, c := range conns {
+			cw.Add(1)
+			go func() {
+				defer cw.Done()
+				c.mu.Lock()
+				native := !c.classic
+				c.mu.Unlock()
+				if native {
+					c.shutdown(notice)
+				} else {
+					c.shutdown(nil)
+				}
+			}()
+		}
+		cw.Wait()
+		if s.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			s.httpSrv.Shutdown(ctx)
+			cancel()
+		}
+		s.wg.Wait() // read loops have ended their sessions; no new jobs
+		if s.commits != nil {
+			close(s.commits)
+			s.commitWG.Wait()
+			for _, p := range s.pubs {
+				close(p)
+			}
+			s.pubWG.Wait()
+			s.wg.Wait() // flushers started by the last deliveries
+			s.bgCancel()
+			s.bgWG.Wait()
+		}
+		s.log.Info("stopped")
+	})
+	return nil
+}
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		status := http.StatusOK
+		report := ""
+		if err := s.Store.Ping(ctx); err != nil {
+			status = http.StatusServiceUnavailable
+			report += "store: " + err.Error() + "\n"
+		} else {
+			report += "store: ok\n"
+		}
+		if err := s.Broker.Ready(ctx); err != nil {
+			status = http.StatusServiceUnavailable
+			report += "broker: " + err.Error() + "\n"
+		} else {
+			report += "broker: ok\n"
+		}
+		w.WriteHeader(status)
+		w.Write([]byte(report))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (s *Server) newSID() string {
+	return s.cfg.Node + "/" + strconv.FormatInt(s.sidSeq.Add(1), 10)
+}
