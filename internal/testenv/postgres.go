@@ -1,0 +1,375 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PostgreSQL in tests
+//
+// StartPostgres gives a test a fresh, empty database on a real PostgreSQL 15
+// server. The server is shared by every test of one test binary (initdb and
+// start-up cost a second or two; a CREATE DATABASE costs milliseconds), so a
+// package that uses it stops it in TestMain:
+//
+//	func TestMain(m *testing.M) {
+//		code := m.Run()
+//		testenv.StopPostgres()
+//		os.Exit(code)
+//	}
+//
+// Fault tests that take the database down use their own server from
+// NewPostgres, so that stopping it does not break the tests sharing the other.
+//
+// The postmaster runs in the foreground as a child of the test process (not
+// daemonized by pg_ctl), as the postgres user when we are root (PostgreSQL
+// refuses to run as root), with a parent-death signal: if the test binary is
+// killed (timeout, ^C, SIGKILL), the kernel makes the postmaster do an
+// immediate shutdown instead of leaving a server behind. Its data folder is
+// then left in /tmp; data folders of dead servers older than an hour are
+// removed by the next start.
+//
+// fsync stays on: the stores are benchmarked on this server, and numbers
+// without durability would flatter them.
+
+// pgBinDir is where Debian's postgresql-15 package puts the server binaries.
+const pgBinDir = "/usr/lib/postgresql/15/bin"
+
+// pgDirPrefix names the temp folders of test servers, for the stale sweep.
+const pgDirPrefix = "clusterchat-pg-"
+
+// Postgres is one PostgreSQL server for tests: a data folder and, while it
+// runs, a postmaster listening on 127.0.0.1:Port. Its methods are safe for
+// concurrent use.
+type Postgres struct {
+	// Port is the TCP port on 127.0.0.1; it stays the same across Stop and Start.
+	Port int
+
+	root    string // temp folder holding data/ and postgres.log
+	dataDir string
+	cred    *syscall.Credential // nil when we are not root
+
+	mu    sync.Mutex
+	cmd   *exec.Cmd     // the running postmaster, nil when stopped
+	done  chan struct{} // closed when cmd has been waited for
+	admin *pgx.Conn     // to the "postgres" database, for CREATE DATABASE
+	dbs   atomic.Int64  // counter for database names
+}
+
+var (
+	sharedMu sync.Mutex
+	shared   *Postgres
+)
+
+// StartPostgres returns the DSN of a new, empty database on the shared test
+// server of this process, starting the server on first use. Call
+// StopPostgres from TestMain to stop it.
+func StartPostgres(tb testing.TB) (dsn string) {
+	tb.Helper()
+	sharedMu.Lock()
+	if shared == nil {
+		p, err := newPostgres()
+		if err != nil {
+			sharedMu.Unlock()
+			tb.Fatalf("testenv: %v", err)
+		}
+		shared = p
+	}
+	p := shared
+	sharedMu.Unlock()
+	return p.CreateDB(tb)
+}
+
+// StopPostgres stops the shared server started by StartPostgres, if any, and
+// removes its data. Packages call it from TestMain after m.Run; a later
+// StartPostgres would start a new server.
+func StopPostgres() {
+	sharedMu.Lock()
+	p := shared
+	shared = nil
+	sharedMu.Unlock()
+	if p != nil {
+		if err := p.destroy(); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: stopping postgres: %v\n", err)
+		}
+	}
+}
+
+// NewPostgres starts a server of the test's own, for tests that stop and
+// start it (Stop, Start). It is stopped and removed when the test ends.
+func NewPostgres(tb testing.TB) *Postgres {
+	tb.Helper()
+	p, err := newPostgres()
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := p.destroy(); err != nil {
+			tb.Errorf("testenv: stopping postgres: %v", err)
+		}
+	})
+	return p
+}
+
+// DSN returns the connection string of database db on p.
+func (p *Postgres) DSN(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", p.Port, db)
+}
+
+// CreateDB creates a new, empty database on p and returns its DSN. The
+// database lives as long as the server.
+func (p *Postgres) CreateDB(tb testing.TB) string {
+	tb.Helper()
+	name := fmt.Sprintf("test_%d", p.dbs.Add(1))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.admin == nil {
+		tb.Fatalf("testenv: CreateDB on a stopped postgres")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The name is ours (test_N), so formatting it into the statement is safe;
+	// CREATE DATABASE takes no parameters.
+	if _, err := p.admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("testenv: create database %s: %v", name, err)
+	}
+	return p.DSN(name)
+}
+
+// Stop shuts the server down (fast shutdown: clients are disconnected) and
+// waits until it has exited. The data stays for Start.
+func (p *Postgres) Stop(tb testing.TB) {
+	tb.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.stopLocked(); err != nil {
+		tb.Fatalf("testenv: stop postgres: %v", err)
+	}
+}
+
+// Start starts a stopped server again on the same port and waits until it
+// accepts connections.
+func (p *Postgres) Start(tb testing.TB) {
+	tb.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.startLocked(); err != nil {
+		tb.Fatalf("testenv: start postgres: %v", err)
+	}
+}
+
+// newPostgres runs initdb in a new temp folder and starts the server.
+func newPostgres() (*Postgres, error) {
+	sweepStale()
+	for _, b := range []string{"initdb", "postgres"} {
+		if _, err := os.Stat(filepath.Join(pgBinDir, b)); err != nil {
+			return nil, fmt.Errorf("%s not found in %s; install Debian package postgresql-15 (make deps does)", b, pgBinDir)
+		}
+	}
+	p := &Postgres{}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root needs the postgres user (Debian package postgresql creates it): %v", err)
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	// Not tb.TempDir: the server runs as postgres, which must be able to
+	// traverse every parent of its data folder.
+	root, err := os.MkdirTemp("/tmp", pgDirPrefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	p.root = root
+	p.dataDir = filepath.Join(root, "data")
+	if p.cred != nil {
+		if err := os.Chown(root, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			os.RemoveAll(root)
+			return nil, err
+		}
+	}
+	// --no-sync only skips initdb's final flush of a throwaway cluster; the
+	// server itself runs with fsync on.
+	initdb := exec.Command(filepath.Join(pgBinDir, "initdb"), "-D", p.dataDir,
+		"-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(root)
+		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	p.Port = freePort()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.startLocked(); err != nil {
+		os.RemoveAll(root)
+		return nil, err
+	}
+	return p, nil
+}
+
+// startLocked starts the postmaster and connects the admin connection.
+func (p *Postgres) startLocked() error {
+	if p.cmd != nil {
+		return errors.New("already running")
+	}
+	logf, err := os.OpenFile(filepath.Join(p.root, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(pgBinDir, "postgres"), "-D", p.dataDir,
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "port="+strconv.Itoa(p.Port),
+		"-c", "unix_socket_directories="+p.dataDir,
+		"-c", "max_connections=300",
+		"-c", "fsync=on",
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: p.cred,
+		Setpgid:    true, // a ^C to the test's terminal should not hit it first
+		// SIGQUIT is PostgreSQL's immediate shutdown: if the test process
+		// dies without stopping us, the server goes with it.
+		Pdeathsig: syscall.SIGQUIT,
+	}
+	if err := spawn(cmd); err != nil {
+		return fmt.Errorf("start postgres: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	p.cmd, p.done = cmd, done
+
+	deadline := time.Now().Add(30 * time.Second)
+	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := pgx.Connect(ctx, p.DSN("postgres"))
+		cancel()
+		if err == nil {
+			p.admin = conn
+			return nil
+		}
+		select {
+		case <-done:
+			p.cmd, p.done = nil, nil
+			return fmt.Errorf("postgres exited at start: %v; see %s", cmd.ProcessState, p.logTail())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.stopLocked()
+			return fmt.Errorf("postgres did not accept connections in 30s: %v; %s", err, p.logTail())
+		}
+		time.Sleep(delay)
+	}
+}
+
+// stopLocked sends SIGINT (fast shutdown) and waits for the postmaster.
+func (p *Postgres) stopLocked() error {
+	if p.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		p.admin.Close(ctx)
+		cancel()
+		p.admin = nil
+	}
+	if p.cmd == nil {
+		return nil
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.cmd, p.done = nil, nil
+	return nil
+}
+
+// destroy stops the server and removes its folder.
+func (p *Postgres) destroy() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	err := p.stopLocked()
+	if rerr := os.RemoveAll(p.root); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// logTail returns the end of the server log, for failure messages.
+func (p *Postgres) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(p.root, "postgres.log"))
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return "postgres.log:\n" + string(b)
+}
+
+// freePort is FreePort without a testing.TB.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("testenv: free port: %v", err))
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// spawnCh feeds processes to start to one goroutine locked to its OS thread.
+// The parent-death signal fires when the creating *thread* exits (go.dev/issue/27505),
+// and the Go runtime may retire threads; this one never exits.
+var (
+	spawnOnce sync.Once
+	spawnCh   = make(chan func())
+)
+
+// spawn starts cmd from the spawner thread.
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		go func() {
+			runtime.LockOSThread()
+			for f := range spawnCh {
+				f()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawnCh <- func() { errc <- cmd.Start() }
+	return <-errc
+}
+
+// sweepStale removes data folders of test servers that are over an hour old
+// and whose postmaster is gone (a killed test binary leaves them behind).
+func sweepStale() {
+	dirs, _ := filepath.Glob(filepath.Join("/tmp", pgDirPrefix+"*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || time.Since(fi.ModTime()) < time.Hour {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+			first, _, _ := strings.Cut(string(b), "\n")
+			if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && syscall.Kill(pid, 0) == nil {
+				continue // still running
+			}
+		}
+		os.RemoveAll(d)
+	}
+}
