@@ -70,6 +70,13 @@ func (r *Reader) Next() ([]byte, error) {
 		}
 		if err := r.fill(); err != nil {
 			if errors.Is(err, io.EOF) && r.began {
+				if r.depth == 0 && !r.inString && r.buf[r.start] != '"' {
+					// A scalar ends with the stream.
+					v := r.buf[r.start:r.end]
+					r.start = r.end
+					r.reset()
+					return v, nil
+				}
 				return nil, io.ErrUnexpectedEOF
 			}
 			return nil, err
