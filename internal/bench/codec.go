@@ -19,6 +19,12 @@ type frameReader struct {
 	r          io.Reader
 	buf        []byte
 	start, end int
+	// scan state of the partial object at start, so a frame split over
+	// many reads is scanned once, not once per read
+	scanned int // bytes of buf[start:] already scanned
+	depth   int
+	inStr   bool
+	esc     bool
 }
 
 func newFrameReader(r io.Reader, size int) *frameReader {
@@ -37,9 +43,10 @@ func (f *frameReader) next() ([]byte, error) {
 			if f.buf[f.start] != '{' {
 				return nil, clusterchat.Errorf(clusterchat.EINVALID, "stream does not start an object: %q", f.buf[f.start])
 			}
-			if n := objectLen(f.buf[f.start:f.end]); n > 0 {
+			if n := f.scan(); n > 0 {
 				v := f.buf[f.start : f.start+n]
 				f.start += n
+				f.scanned, f.depth, f.inStr, f.esc = 0, 0, false, false
 				return v, nil
 			}
 		}
@@ -64,6 +71,39 @@ func (f *frameReader) next() ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// scan continues scanning the object at start and returns its length once
+// complete, 0 while it is still partial.
+func (f *frameReader) scan() int {
+	b := f.buf[f.start:f.end]
+	for i := f.scanned; i < len(b); i++ {
+		c := b[i]
+		if f.inStr {
+			switch {
+			case f.esc:
+				f.esc = false
+			case c == '\\':
+				f.esc = true
+			case c == '"':
+				f.inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			f.inStr = true
+		case '{', '[':
+			f.depth++
+		case '}', ']':
+			f.depth--
+			if f.depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	f.scanned = len(b)
+	return 0
 }
 
 // objectLen returns the length of the complete object at the start of b, or

@@ -34,12 +34,12 @@ type loginJob struct {
 // loginReport is what a child answers once its connections are in, and
 // again (Dead filled) after its stdin closes.
 type loginReport struct {
-	OK     int64            `json:"ok"`
-	Errors int64            `json:"errors"`
-	Secs   float64          `json:"secs"`
-	Hist   map[int]uint64   `json:"hist,omitempty"`
-	Err    string           `json:"err,omitempty"`
-	Dead   int64            `json:"dead"`
+	OK     int64          `json:"ok"`
+	Errors int64          `json:"errors"`
+	Secs   float64        `json:"secs"`
+	Hist   map[int]uint64 `json:"hist,omitempty"`
+	Err    string         `json:"err,omitempty"`
+	Dead   int64          `json:"dead"`
 }
 
 // srcAddr spreads connection i over 127.0.0.1 .. 127.0.0.n (n > 1), so that
