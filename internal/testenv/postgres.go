@@ -23,10 +23,12 @@ import (
 
 // PostgreSQL in tests
 //
-// StartPostgres gives a test a fresh, empty database on a real PostgreSQL 15
-// server. The server is shared by every test of one test binary (initdb and
-// start-up cost a second or two; a CREATE DATABASE costs milliseconds), so a
-// package that uses it stops it in TestMain:
+// StartPostgres gives a test a fresh, empty schema of its own on a real
+// PostgreSQL 15 server; its DSN sets search_path to that schema, so to the
+// test it is an empty database. (A schema costs one small commit; a CREATE
+// DATABASE copies a template and took 1-4 s on a busy 2-core machine.) The
+// server is shared by every test of one test binary, so a package that uses
+// it stops it in TestMain:
 //
 //	func TestMain(m *testing.M) {
 //		code := m.Run()
@@ -58,18 +60,20 @@ const pgDirPrefix = "clusterchat-pg-"
 // runs, a postmaster listening on 127.0.0.1:Port. Its methods are safe for
 // concurrent use.
 type Postgres struct {
-	// Port is the TCP port on 127.0.0.1; it stays the same across Stop and Start.
+	// Port is the TCP port on 127.0.0.1; it stays the same across Stop and
+	// Start.
 	Port int
 
 	root    string // temp folder holding data/ and postgres.log
 	dataDir string
 	cred    *syscall.Credential // nil when we are not root
 
-	mu    sync.Mutex
-	cmd   *exec.Cmd     // the running postmaster, nil when stopped
-	done  chan struct{} // closed when cmd has been waited for
-	admin *pgx.Conn     // to the "postgres" database, for CREATE DATABASE
-	dbs   atomic.Int64  // counter for database names
+	mu      sync.Mutex
+	cmd     *exec.Cmd     // the running postmaster, nil when stopped
+	done    chan struct{} // closed when cmd has been waited for
+	admin   *pgx.Conn     // for CREATE DATABASE and CREATE SCHEMA
+	adminDB string        // the database admin is connected to
+	dbs     atomic.Int64  // counter for database names
 }
 
 var (
@@ -85,6 +89,12 @@ func StartPostgres(tb testing.TB) (dsn string) {
 	sharedMu.Lock()
 	if shared == nil {
 		p, err := newPostgres()
+		if err == nil {
+			err = p.useDB(sharedDB)
+			if err != nil {
+				p.destroy()
+			}
+		}
 		if err != nil {
 			sharedMu.Unlock()
 			tb.Fatalf("testenv: %v", err)
@@ -93,13 +103,38 @@ func StartPostgres(tb testing.TB) (dsn string) {
 	}
 	p := shared
 	sharedMu.Unlock()
-	return p.CreateDB(tb)
+	return p.createSchema(tb)
+}
+
+// sharedDB is the database of the shared server that holds the schemas
+// StartPostgres hands out.
+const sharedDB = "tests"
+
+// createSchema creates schema test_N in sharedDB and returns a DSN whose
+// connections use it. "options" is understood by pgx and libpq alike.
+func (p *Postgres) createSchema(tb testing.TB) string {
+	tb.Helper()
+	name := fmt.Sprintf("test_%d", p.dbs.Add(1))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.admin == nil {
+		tb.Fatalf("testenv: StartPostgres on a stopped postgres")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The name is ours (test_N), so formatting it into the statement is
+	// safe; DDL takes no parameters.
+	if _, err := p.admin.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		tb.Fatalf("testenv: create schema %s: %v", name, err)
+	}
+	return p.DSN(sharedDB) + "&options=-c%20search_path%3D" + name
 }
 
 // StopPostgres stops the shared server started by StartPostgres, if any, and
-// removes its data. Packages call it from TestMain after m.Run; a later
-// StartPostgres would start a new server.
+// removes its data and the initdb template. Packages call it from TestMain
+// after m.Run; a later StartPostgres would start a new server.
 func StopPostgres() {
+	defer removeTemplate()
 	sharedMu.Lock()
 	p := shared
 	shared = nil
@@ -112,7 +147,9 @@ func StopPostgres() {
 }
 
 // NewPostgres starts a server of the test's own, for tests that stop and
-// start it (Stop, Start). It is stopped and removed when the test ends.
+// start it (Stop, Start); CreateDB makes databases on it. It is stopped and
+// removed when the test ends. initdb runs once per process: every server
+// starts from a copy of that first cluster.
 func NewPostgres(tb testing.TB) *Postgres {
 	tb.Helper()
 	p, err := newPostgres()
@@ -150,6 +187,22 @@ func (p *Postgres) CreateDB(tb testing.TB) string {
 		tb.Fatalf("testenv: create database %s: %v", name, err)
 	}
 	return p.DSN(name)
+}
+
+// useDB creates database db and points the admin connection at it.
+func (p *Postgres) useDB(db string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := p.admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		return fmt.Errorf("create database %s: %v", db, err)
+	}
+	p.adminDB = db
+	p.admin.Close(ctx)
+	conn, err := pgx.Connect(ctx, p.DSN(db))
+	p.admin = conn
+	return err
 }
 
 // Stop shuts the server down (fast shutdown: clients are disconnected) and
@@ -192,28 +245,21 @@ func newPostgres() (*Postgres, error) {
 		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	// Not tb.TempDir: the server runs as postgres, which must be able to
-	// traverse every parent of its data folder.
-	root, err := os.MkdirTemp("/tmp", pgDirPrefix+"*")
+	p.adminDB = "postgres"
+	tmpl, err := template(p.cred)
+	if err != nil {
+		return nil, err
+	}
+	root, err := pgTempDir(p.cred)
 	if err != nil {
 		return nil, err
 	}
 	p.root = root
 	p.dataDir = filepath.Join(root, "data")
-	if p.cred != nil {
-		if err := os.Chown(root, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
-			os.RemoveAll(root)
-			return nil, err
-		}
-	}
-	// --no-sync only skips initdb's final flush of a throwaway cluster; the
-	// server itself runs with fsync on.
-	initdb := exec.Command(filepath.Join(pgBinDir, "initdb"), "-D", p.dataDir,
-		"-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	if out, err := initdb.CombinedOutput(); err != nil {
+	// cp -a keeps the owner (postgres) and the 0700 mode the server insists on.
+	if out, err := exec.Command("cp", "-a", tmpl, p.dataDir).CombinedOutput(); err != nil {
 		os.RemoveAll(root)
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+		return nil, fmt.Errorf("copy initdb template: %v\n%s", err, out)
 	}
 	p.Port = freePort()
 	p.mu.Lock()
@@ -223,6 +269,65 @@ func newPostgres() (*Postgres, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// The initdb template: a fresh cluster made once per process, copied for
+// every server (initdb takes seconds on a busy machine, a copy a fraction).
+var (
+	tmplMu   sync.Mutex
+	tmplDir  string // the cluster, inside tmplRoot
+	tmplRoot string
+)
+
+// template returns the initdb template, making it on first use.
+func template(cred *syscall.Credential) (string, error) {
+	tmplMu.Lock()
+	defer tmplMu.Unlock()
+	if tmplDir != "" {
+		return tmplDir, nil
+	}
+	root, err := pgTempDir(cred)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, "template")
+	// --no-sync only skips initdb's final flush of a throwaway cluster; the
+	// servers themselves run with fsync on.
+	initdb := exec.Command(filepath.Join(pgBinDir, "initdb"), "-D", dir,
+		"-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(root)
+		return "", fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	tmplDir, tmplRoot = dir, root
+	return dir, nil
+}
+
+// removeTemplate removes the initdb template (StopPostgres does).
+func removeTemplate() {
+	tmplMu.Lock()
+	defer tmplMu.Unlock()
+	if tmplRoot != "" {
+		os.RemoveAll(tmplRoot)
+	}
+	tmplDir, tmplRoot = "", ""
+}
+
+// pgTempDir makes a folder for a server's files. Not tb.TempDir: the server
+// runs as postgres, which must own it and be able to traverse its parents.
+func pgTempDir(cred *syscall.Credential) (string, error) {
+	root, err := os.MkdirTemp("/tmp", pgDirPrefix+"*")
+	if err != nil {
+		return "", err
+	}
+	if cred != nil {
+		if err := os.Chown(root, int(cred.Uid), int(cred.Gid)); err != nil {
+			os.RemoveAll(root)
+			return "", err
+		}
+	}
+	return root, nil
 }
 
 // startLocked starts the postmaster and connects the admin connection.
@@ -260,7 +365,7 @@ func (p *Postgres) startLocked() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := pgx.Connect(ctx, p.DSN("postgres"))
+		conn, err := pgx.Connect(ctx, p.DSN(p.adminDB))
 		cancel()
 		if err == nil {
 			p.admin = conn
