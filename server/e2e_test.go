@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
+
+	"clusterchat/server"
 )
 
 // jsonStr encodes v compactly as encoding/json does (map keys sorted), for
@@ -132,4 +135,151 @@ func (ts *testServer) groupID(tb testing.TB, id int64, pw, name string) int64 {
 	}
 	tb.Fatalf("group %q not in %s", name, rep.raw)
 	return 0
+}
+
+// TestFraming sends the same three requests (register, login, ping) with
+// every separator the reader must accept, coalesced in one write, and also
+// split into one write per byte.
+func TestFraming(t *testing.T) {
+	ts := startServer(t, nil)
+	for i, tc := range []struct {
+		name, sep string
+		split     bool
+	}{
+		{"nul", "\x00", false},
+		{"newline", "\n", false},
+		{"crlf-and-spaces", " \r\n\t ", false},
+		{"none", "", false},
+		{"nul-split-bytewise", "\x00", true},
+		{"none-split-bytewise", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("framing%d", i)
+			c := dial(t, ts.addr)
+			reqs := []string{
+				fmt.Sprintf(`{"msgid":4,"name":%q,"password":"p{}\"x"}`, name),
+				`{"msgid":18,"rid":5}`, // not logged in yet: errno 8
+			}
+			all := strings.Join(reqs, tc.sep) + tc.sep
+			if tc.split {
+				for j := 0; j < len(all); j++ {
+					c.send(all[j : j+1])
+				}
+			} else {
+				c.send(all)
+			}
+			id := c.expect(5, "errno", 0).int("id")
+			c.expectErr(18, 8)
+			// Login and ping coalesced in one write, no separator at all.
+			c.send(fmt.Sprintf(`{"msgid":1,"proto":2,"rid":1,"id":%d,"password":"p{}\"x"}{"msgid":18,"rid":2}`, id))
+			c.expect(2, "rid", 1, "errno", 0, "id", id, "name", name)
+			c.expect(11, "req", 18, "rid", 2, "errno", 0)
+		})
+	}
+}
+
+// TestMsgIDs sends every request msgid once, classic and native, and checks
+// that each gets exactly its one reply (native: with the rid echoed;
+// classic: none on success for 3, 6-10) by requiring the PING reply next.
+func TestMsgIDs(t *testing.T) {
+	ts := startServer(t, nil)
+	bob := newUser(t, ts, "bob")
+
+	t.Run("classic", func(t *testing.T) {
+		c := dial(t, ts.addr)
+		id := c.register("carol", "pc")
+		c.ping() // not logged in: the reply is errno 8, still the next object
+		c.classicLogin(id, "pc")
+		c.sendf(`{"msgid":7,"id":%d,"friendid":%d}`, id, bob.id)
+		c.ping()
+		c.sendf(`{"msgid":8,"id":%d,"groupname":"carols","groupdesc":"d"}`, id)
+		c.ping()
+		gid := ts.groupID(t, id, "pc", "carols")
+		c.sendf(`{"msgid":9,"id":%d,"groupid":%d}`, id, gid) // already a member: no reply either
+		c.ping()
+		c.sendf(`{"msgid":6,"id":%d,"to":%d,"msg":"m","time":"t"}`, id, bob.id)
+		c.ping()
+		c.sendf(`{"msgid":10,"id":%d,"groupid":%d,"msg":"m","time":"t"}`, id, gid)
+		c.ping()
+		c.sendf(`{"msgid":3,"id":%d}`, id)
+		c.sendf(`{"msgid":18}`)
+		c.expectErr(18, 8) // logged out: the session ended, the connection did not
+	})
+
+	t.Run("native", func(t *testing.T) {
+		c := dial(t, ts.addr)
+		rid := c.req(`{"msgid":4,"proto":2,"name":"dave","password":"pd"}`)
+		id := c.expect(5, "rid", rid, "errno", 0).int("id")
+		c.ping()
+		rep := c.nativeLogin(id, "pd")
+		if rep.str("token") == "" || rep.list("friends") == nil || rep.list("groups") == nil || rep.list("convs") == nil {
+			t.Fatalf("native login reply lacks token/friends/groups/convs: %s", rep.raw)
+		}
+		if rep.has("offlinemsg") {
+			t.Fatalf("native login carries offlinemsg: %s", rep.raw)
+		}
+		c.ping()
+		c.call(7, `{"msgid":7,"friendid":%d}`, bob.id).check(t, "id", bob.id, "name", "bob", "state", "offline")
+		c.ping()
+		gid := c.call(8, `{"msgid":8,"groupname":"daves","groupdesc":"d"}`).int("groupid")
+		c.ping()
+		c.call(9, `{"msgid":9,"groupid":%d}`, gid).check(t, "groupid", gid, "joined", false)
+		c.ping()
+		ack := c.call(6, `{"msgid":6,"to":%d,"msg":"m1","cmid":"c1"}`, bob.id)
+		conv := ack.str("conv")
+		ack.check(t, "seq", 1)
+		c.ping()
+		c.call(10, `{"msgid":10,"groupid":%d,"msg":"g1","cmid":"c2"}`, gid).check(t, "conv", fmt.Sprintf("g:%d", gid), "seq", 1)
+		c.ping()
+		c.call(14, `{"msgid":14,"conv":%q,"after":0}`, conv).check(t, "conv", conv, "last", 1)
+		c.ping()
+		c.call(15, `{"msgid":15,"to":%d,"before":0}`, bob.id).check(t, "conv", conv, "last", 1)
+		c.ping()
+		c.call(16, `{"msgid":16,"conv":%q,"seq":1}`, conv)
+		c.ping()
+		c.call(18, `{"msgid":18}`)
+		c.call(3, `{"msgid":3}`)
+		c.sendf(`{"msgid":18,"rid":77}`)
+		c.expect(11, "req", 18, "errno", 8)
+	})
+}
+
+// TestSessions: two sessions of one user both receive; logout then login as
+// another user on the same connection; -max-sessions 1.
+func TestSessions(t *testing.T) {
+	ts := startServer(t, nil)
+	alice, bob, carol := newUser(t, ts, "alice"), newUser(t, ts, "bob"), newUser(t, ts, "carol")
+
+	b1, _ := bob.classic(t, ts)
+	b2, _ := bob.native(t, ts)
+	a, _ := alice.classic(t, ts)
+	a.sendf(`{"msgid":6,"to":%d,"msg":"to both"}`, bob.id)
+	b1.expect(6, "id", alice.id, "msg", "to both")
+	b2.expect(6, "id", alice.id, "msg", "to both", "seq", 1)
+
+	// The classic client logs out and logs in as someone else on the same
+	// connection; messages then go to the new user only.
+	a.sendf(`{"msgid":3,"id":%d}`, alice.id)
+	a.classicLogin(carol.id, carol.pw)
+	b2.call(6, `{"msgid":6,"to":%d,"msg":"to alice","cmid":"x1"}`, alice.id)
+	b2.call(6, `{"msgid":6,"to":%d,"msg":"to carol","cmid":"x2"}`, carol.id)
+	a.expect(6, "id", bob.id, "to", carol.id, "msg", "to carol")
+	// bob's native session sent "to carol"; his classic session hears nothing of it.
+	b1.ping()
+	a.ping()
+
+	t.Run("max-sessions", func(t *testing.T) {
+		ts := startServer(t, func(c *server.Config) { c.MaxSessions = 1 })
+		u := newUser(t, ts, "solo")
+		c1, _ := u.classic(t, ts)
+		c2 := dial(t, ts.addr)
+		c2.sendf(`{"msgid":1,"id":%d,"password":%q}`, u.id, u.pw)
+		if got, want := c2.line(), "{\"errmsg\":\"this account is using, input another!\",\"errno\":2,\"msgid\":2}\n"; got != want {
+			t.Fatalf("second login = %q, want %q", got, want)
+		}
+		c2.ping() // still connected, still not logged in
+		c1.sendf(`{"msgid":3}`)
+		c1.ping()
+		c2.classicLogin(u.id, u.pw)
+	})
 }
