@@ -55,6 +55,11 @@ type Options struct {
 	DeviceID string
 	// Logger receives connection and sync problems (default: discard).
 	Logger *slog.Logger
+
+	// testLive, set only by this package's tests, says how many times a
+	// live chat frame is handled (0: dropped, 2: duplicated), to play a
+	// lossy, repeating broker.
+	testLive func(*frame) int
 }
 
 // ErrClosed is returned by calls on a closed Client.
@@ -593,16 +598,13 @@ func (c *Client) Ping(ctx context.Context) error {
 func (c *Client) onFrame(cn *conn, f *frame) {
 	switch f.MsgID {
 	case msgOneChat, msgGroupChat:
-		w := f.chat()
-		c.mu.Lock()
-		if w.Conv == "" || w.Seq <= 0 {
-			// Not a sequenced message (should not happen on a native
-			// session): pass it on unordered rather than lose it.
-			c.events.push(Event{Kind: EventMessage, Message: w.message()})
-		} else {
-			c.offer(w.Conv, w.message(), false, false)
+		n := 1
+		if c.opts.testLive != nil {
+			n = c.opts.testLive(f)
 		}
-		c.mu.Unlock()
+		for range n {
+			c.onChat(f)
+		}
 	case msgPresence:
 		c.events.push(Event{Kind: EventPresence, UserID: f.ID, State: f.State})
 	case msgFriendAdded:
@@ -629,4 +631,18 @@ func (c *Client) onFrame(cn *conn, f *frame) {
 			c.events.push(Event{Kind: EventError, Err: err})
 		}
 	}
+}
+
+// onChat takes a live chat message into the ordering machinery.
+func (c *Client) onChat(f *frame) {
+	w := f.chat()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w.Conv == "" || w.Seq <= 0 {
+		// Not a sequenced message (should not happen on a native session):
+		// pass it on unordered rather than lose it.
+		c.events.push(Event{Kind: EventMessage, Message: w.message()})
+		return
+	}
+	c.offer(w.Conv, w.message(), false, false)
 }

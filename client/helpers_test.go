@@ -1,0 +1,169 @@
+package client
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"clusterchat"
+	"clusterchat/inmem"
+	"clusterchat/internal/testenv"
+	"clusterchat/server"
+	"clusterchat/sqlite"
+)
+
+const waitTime = 20 * time.Second
+
+// testServer is a real chatserver (package server) on loopback with an
+// embedded SQLite store that outlives restarts of the server.
+type testServer struct {
+	t     *testing.T
+	store *sqlite.Store
+	addr  string
+
+	mu  sync.Mutex
+	srv *server.Server
+	brk *inmem.Broker
+	prs *inmem.Presence
+}
+
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "chat.db"), nil)
+	if err != nil {
+		t.Fatalf("sqlite: %v", err)
+	}
+	ts := &testServer{t: t, store: st, addr: "127.0.0.1:0"}
+	ts.start()
+	t.Cleanup(func() {
+		ts.stop()
+		st.Close()
+	})
+	return ts
+}
+
+// start opens a server on ts.addr (the same port again after stop).
+func (ts *testServer) start() {
+	ts.t.Helper()
+	srv := server.New(server.Config{Addr: ts.addr, BcryptCost: 4}, slog.New(slog.DiscardHandler))
+	srv.Store = ts.store
+	brk := inmem.NewBroker(srv)
+	srv.Broker = brk
+	prs := inmem.NewPresence()
+	srv.Presence = prs
+	var err error
+	for range 100 { // the old listener's port may linger a moment
+		if err = srv.Open(); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		ts.t.Fatalf("server open: %v", err)
+	}
+	ts.mu.Lock()
+	ts.srv, ts.brk, ts.prs = srv, brk, prs
+	ts.addr = srv.Addr().String()
+	ts.mu.Unlock()
+}
+
+// stop closes the server (it tells native sessions to reconnect).
+func (ts *testServer) stop() {
+	ts.mu.Lock()
+	srv, brk, prs := ts.srv, ts.brk, ts.prs
+	ts.srv = nil
+	ts.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	srv.Close()
+	brk.Close()
+	prs.Close()
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// dial connects a Client and collects its events.
+func dial(t *testing.T, addr string, opts Options) (*Client, *collector) {
+	t.Helper()
+	c, err := Dial(ctxT(t), addr, opts)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	col := &collector{}
+	col.done = make(chan struct{})
+	go func() {
+		defer close(col.done)
+		for e := range c.Events() {
+			col.mu.Lock()
+			col.events = append(col.events, e)
+			col.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-col.done })
+	return c, col
+}
+
+// user registers name and returns a logged-in Client for it.
+func user(t *testing.T, addr, name string, opts Options) (*Client, *collector, int64) {
+	t.Helper()
+	c, col := dial(t, addr, opts)
+	id, err := c.Register(ctxT(t), name, "pw-"+name)
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	if _, err := c.Login(ctxT(t), id, "pw-"+name); err != nil {
+		t.Fatalf("login %s: %v", name, err)
+	}
+	return c, col, id
+}
+
+type collector struct {
+	mu     sync.Mutex
+	events []Event
+	done   chan struct{}
+}
+
+// messages returns the messages of conv in emission order.
+func (col *collector) messages(conv string) []*clusterchat.Message {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	var out []*clusterchat.Message
+	for _, e := range col.events {
+		if e.Kind == EventMessage && e.Message.Conv == conv {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+func (col *collector) has(match func(Event) bool) bool {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	return slices.ContainsFunc(col.events, match)
+}
+
+// waitLog waits until conv holds n messages, then checks they are seqs
+// 1..n, each once, in order, and returns them.
+func waitLog(t *testing.T, col *collector, conv string, n int) []*clusterchat.Message {
+	t.Helper()
+	testenv.WaitFor(t, waitTime, conv+" messages", func() bool { return len(col.messages(conv)) >= n })
+	msgs := col.messages(conv)
+	if len(msgs) != n {
+		t.Fatalf("%s: %d messages, want %d", conv, len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m.Seq != int64(i+1) {
+			t.Fatalf("%s: message %d has seq %d: want 1..%d in order", conv, i, m.Seq, n)
+		}
+	}
+	return msgs
+}
