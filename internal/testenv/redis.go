@@ -13,7 +13,7 @@ import (
 )
 
 // Redis is a real redis-server on a loopback port, owned by one test. It
-// persists nothing (--save '' --appendonly no), so Stop followed by Start is
+// persists nothing (--save "" --appendonly no), so Stop followed by Start is
 // a restart that lost every key: exactly what fault tests want to survive.
 type Redis struct {
 	port int

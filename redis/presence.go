@@ -1,0 +1,402 @@
+package redis
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"clusterchat"
+)
+
+var _ clusterchat.Presence = (*Presence)(nil)
+
+// PresenceOptions tunes a Presence; zero fields take the defaults.
+type PresenceOptions struct {
+	// Prefix is put before every key. Default "cc:".
+	Prefix string
+	// Heartbeat is how often this server renews its sessions. Default 3s.
+	Heartbeat time.Duration
+	// TTL is how long a session stays live after its last renewal: the
+	// sessions of a killed server show offline within TTL+Heartbeat.
+	// Default 10s.
+	TTL time.Duration
+	// Timeout bounds each call to Redis: while Redis is unreachable,
+	// Acquire, Release and Online fail with EUNAVAILABLE after at most this
+	// long. Default 1s.
+	Timeout time.Duration
+}
+
+func (o *PresenceOptions) defaults() {
+	if o.Prefix == "" {
+		o.Prefix = "cc:"
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.Heartbeat, 3*time.Second)
+	def(&o.TTL, 10*time.Second)
+	def(&o.Timeout, time.Second)
+}
+
+// Presence is a clusterchat.Presence on Redis, for a cluster.
+//
+// Each user has a sorted set, key "{prefix}pres:{uid}", whose members are
+// "node/sid" scored by the time (ms) the session expires. A session is live
+// while its score is in the future. Every server renews its own sessions
+// each Heartbeat to now+TTL, in one pipeline; a server that dies stops
+// renewing and its sessions lapse. Renewal is a ZADD, not an update, so
+// after Redis restarts empty the next heartbeat puts every session back.
+//
+// Time is the Redis server's clock (TIME, read inside the Lua scripts), never
+// the servers' own: a node with a skewed clock cannot make its sessions
+// immortal or expire everyone else's.
+type Presence struct {
+	c    rueidis.Client
+	node string
+	opt  PresenceOptions
+	log  *slog.Logger
+
+	stop chan struct{} // closed to stop the heartbeat
+	done chan struct{} // closed when the heartbeat has stopped
+
+	mu       sync.Mutex
+	sessions map[int64]map[string]struct{} // this node's sessions
+	closed   bool
+	beating  bool         // a heartbeat is in flight
+	released []sessionKey // released while a heartbeat was in flight
+	healthy  bool         // last heartbeat succeeded, for logging changes
+
+	beats atomic.Int64 // heartbeats completed, for tests
+}
+
+type sessionKey struct {
+	uid int64
+	sid string
+}
+
+// Lua preamble: the Redis clock in ms. Scripts replicate by effects (the
+// default since Redis 5, the only mode in 7), so reading TIME before writing
+// is allowed.
+const luaNow = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function keepkey(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+`
+
+// acquireScript: KEYS[1] user set, ARGV member, max, ttl. Returns the number
+// of live sessions before this one, or -1 when at max. One script, so two
+// servers can never both pass the check.
+var acquireScript = rueidis.NewLuaScript(luaNow + `
+local key, member, max, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+local n = redis.call('ZCARD', key)
+if not redis.call('ZSCORE', key, member) then
+  if max > 0 and n >= max then return -1 end
+end
+redis.call('ZADD', key, now + ttl, member)
+keepkey(key, ttl)
+return n
+`)
+
+// heartbeatScript: KEYS[1] user set, ARGV ttl, members... Renews (or puts
+// back) every member.
+var heartbeatScript = rueidis.NewLuaScript(luaNow + `
+local key, ttl = KEYS[1], tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+for i = 2, #ARGV do
+  redis.call('ZADD', key, now + ttl, ARGV[i])
+end
+keepkey(key, ttl)
+return 0
+`)
+
+// releaseScript: KEYS[1] user set, ARGV member. Returns the live sessions
+// left.
+var releaseScript = rueidis.NewLuaScript(luaNow + `
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// onlineScript: KEYS[1] user set. Returns the live sessions.
+var onlineScript = rueidis.NewLuaScript(luaNow + `
+return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.0f', now), '+inf')
+`)
+
+// NewPresence connects to the Redis at url as server node, with default
+// options.
+func NewPresence(ctx context.Context, url string, node string, logger *slog.Logger) (*Presence, error) {
+	return NewPresenceWithOptions(ctx, url, node, logger, PresenceOptions{})
+}
+
+// NewPresenceWithOptions is NewPresence with options. node must be unique in
+// the cluster: Close removes the sessions of this node name.
+func NewPresenceWithOptions(ctx context.Context, url string, node string, logger *slog.Logger, opt PresenceOptions) (*Presence, error) {
+	opt.defaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if node == "" {
+		return nil, clusterchat.Errorf(clusterchat.EINVALID, "redis presence: empty node name")
+	}
+	copt, err := rueidis.ParseURL(url)
+	if err != nil {
+		return nil, clusterchat.Errorf(clusterchat.EINVALID, "redis presence: bad url: %v", err)
+	}
+	copt.Dialer.Timeout = opt.Timeout
+	copt.DisableCache = true
+	// Not retried inside rueidis: every call has a deadline and its caller
+	// decides (the heartbeat simply tries again next beat).
+	copt.DisableRetry = true
+	c, err := rueidis.NewClient(copt)
+	if err != nil {
+		return nil, clusterchat.Errorf(clusterchat.EUNAVAILABLE, "redis presence: connect: %v", err)
+	}
+	p := &Presence{
+		c:        c,
+		node:     node,
+		opt:      opt,
+		log:      logger.With("component", "redis.Presence", "node", node),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		sessions: make(map[int64]map[string]struct{}),
+		healthy:  true,
+	}
+	go p.heartbeat()
+	return p, nil
+}
+
+func (p *Presence) key(uid int64) string {
+	return p.opt.Prefix + "pres:" + strconv.FormatInt(uid, 10)
+}
+
+func (p *Presence) member(sid string) string { return p.node + "/" + sid }
+
+func (p *Presence) ttl() string { return strconv.FormatInt(p.opt.TTL.Milliseconds(), 10) }
+
+func errPresenceClosed() error {
+	return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "redis presence closed")
+}
+
+func unavailable(op string, err error) error {
+	return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "redis presence: %s: %v", op, err)
+}
+
+// Acquire records sid of uid on this node; see clusterchat.Presence.
+// Acquiring a live sid again renews it and reports first false.
+func (p *Presence) Acquire(ctx context.Context, uid int64, sid string, max int) (bool, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return false, errPresenceClosed()
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
+	defer cancel()
+	n, err := acquireScript.Exec(ctx, p.c, []string{p.key(uid)},
+		[]string{p.member(sid), strconv.Itoa(max), p.ttl()}).AsInt64()
+	if err != nil {
+		return false, unavailable("acquire", err)
+	}
+	if n < 0 {
+		return false, clusterchat.Errorf(clusterchat.ESESSIONS, "user %d already has %d sessions", uid, max)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		// Close ran meanwhile and did not see this session: take it back.
+		p.c.Do(context.WithoutCancel(ctx), p.c.B().Zrem().Key(p.key(uid)).Member(p.member(sid)).Build())
+		return false, errPresenceClosed()
+	}
+	s := p.sessions[uid]
+	if s == nil {
+		s = make(map[string]struct{}, 1)
+		p.sessions[uid] = s
+	}
+	s[sid] = struct{}{}
+	return n == 0, nil
+}
+
+// Release removes sid of uid. If Redis is unreachable the session is still
+// forgotten here, and lapses after TTL since nobody renews it.
+func (p *Presence) Release(ctx context.Context, uid int64, sid string) (bool, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false, errPresenceClosed()
+	}
+	if s := p.sessions[uid]; s != nil {
+		delete(s, sid)
+		if len(s) == 0 {
+			delete(p.sessions, uid)
+		}
+	}
+	if p.beating {
+		// The heartbeat in flight may put it back: remove it again after.
+		p.released = append(p.released, sessionKey{uid, sid})
+	}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
+	defer cancel()
+	n, err := releaseScript.Exec(ctx, p.c, []string{p.key(uid)}, []string{p.member(sid)}).AsInt64()
+	if err != nil {
+		return false, unavailable("release", err)
+	}
+	return n == 0, nil
+}
+
+// Online reports which of uids have a live session on any node, in one
+// pipeline.
+func (p *Presence) Online(ctx context.Context, uids []int64) (map[int64]bool, error) {
+	m := make(map[int64]bool, len(uids))
+	if len(uids) == 0 {
+		return m, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
+	defer cancel()
+	execs := make([]rueidis.LuaExec, len(uids))
+	for i, uid := range uids {
+		execs[i] = rueidis.LuaExec{Keys: []string{p.key(uid)}}
+	}
+	for i, r := range onlineScript.ExecMulti(ctx, p.c, execs...) {
+		n, err := r.AsInt64()
+		if err != nil {
+			return nil, unavailable("online", err)
+		}
+		m[uids[i]] = n > 0
+	}
+	return m, nil
+}
+
+// Close stops the heartbeat and removes this node's sessions (the other
+// nodes' are untouched). If Redis is unreachable they lapse after TTL.
+func (p *Presence) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.done
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
+
+	p.mu.Lock()
+	var cmds rueidis.Commands
+	for uid, s := range p.sessions {
+		for sid := range s {
+			cmds = append(cmds, p.c.B().Zrem().Key(p.key(uid)).Member(p.member(sid)).Build())
+		}
+	}
+	p.sessions = nil
+	p.mu.Unlock()
+	var err error
+	if len(cmds) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), p.opt.Timeout)
+		for _, r := range p.c.DoMulti(ctx, cmds...) {
+			if e := r.Error(); e != nil && err == nil {
+				err = unavailable("close", e)
+			}
+		}
+		cancel()
+	}
+	p.c.Close()
+	return err
+}
+
+// heartbeat renews this node's sessions every Heartbeat until stop.
+func (p *Presence) heartbeat() {
+	defer close(p.done)
+	t := time.NewTicker(p.opt.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.beat()
+		}
+	}
+}
+
+// beat renews every session of this node in one pipeline: one script call
+// per user.
+func (p *Presence) beat() {
+	defer p.beats.Add(1)
+	ttl := p.ttl()
+	p.mu.Lock()
+	if len(p.sessions) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	execs := make([]rueidis.LuaExec, 0, len(p.sessions))
+	for uid, s := range p.sessions {
+		args := make([]string, 0, 1+len(s))
+		args = append(args, ttl)
+		for sid := range s {
+			args = append(args, p.member(sid))
+		}
+		execs = append(execs, rueidis.LuaExec{Keys: []string{p.key(uid)}, Args: args})
+	}
+	p.beating = true
+	p.mu.Unlock()
+
+	// A beat may take up to a whole interval before the next one is due.
+	ctx, cancel := context.WithTimeout(context.Background(), max(p.opt.Timeout, p.opt.Heartbeat))
+	defer cancel()
+	var err error
+	for _, r := range heartbeatScript.ExecMulti(ctx, p.c, execs...) {
+		if err = r.Error(); err != nil {
+			break
+		}
+	}
+
+	p.mu.Lock()
+	var released []sessionKey
+	for _, k := range p.released {
+		if _, again := p.sessions[k.uid][k.sid]; !again { // re-acquired meanwhile: keep
+			released = append(released, k)
+		}
+	}
+	p.released, p.beating = nil, false
+	wasHealthy := p.healthy
+	p.healthy = err == nil
+	p.mu.Unlock()
+
+	switch {
+	case err != nil && wasHealthy:
+		p.log.Warn("redis presence: heartbeat failed; sessions lapse unless it recovers", "err", err, "users", len(execs))
+	case err == nil && !wasHealthy:
+		p.log.Info("redis presence: heartbeat recovered", "users", len(execs))
+	}
+	if len(released) > 0 {
+		cmds := make(rueidis.Commands, len(released))
+		for i, k := range released {
+			cmds[i] = p.c.B().Zrem().Key(p.key(k.uid)).Member(p.member(k.sid)).Build()
+		}
+		p.c.DoMulti(ctx, cmds...)
+	}
+}
+
+// abandon stops the heartbeat and drops the connection without removing
+// anything, as if the server had been killed: for tests.
+func (p *Presence) abandon() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
+	p.c.Close()
+}
+
+// beatsDone is how many heartbeats have completed.
+func (p *Presence) beatsDone() int64 { return p.beats.Load() }

@@ -1,0 +1,364 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"clusterchat"
+	"clusterchat/brokertest"
+	"clusterchat/internal/testenv"
+	"clusterchat/presencetest"
+)
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// fastBroker keeps fault tests quick: short timeouts and backoff.
+var fastBroker = BrokerOptions{
+	PublishTimeout: 300 * time.Millisecond,
+	DialTimeout:    300 * time.Millisecond,
+	MinBackoff:     10 * time.Millisecond,
+	MaxBackoff:     100 * time.Millisecond,
+}
+
+func newBroker(t *testing.T, r *testenv.Redis, h clusterchat.BrokerHandler) *Broker {
+	t.Helper()
+	b, err := NewBrokerWithOptions(context.Background(), r.URL(), h, testLogger(t), fastBroker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestBroker(t *testing.T) {
+	r := testenv.StartRedis(t)
+	brokertest.Run(t, func(t *testing.T, h clusterchat.BrokerHandler) clusterchat.Broker {
+		return newBroker(t, r, h)
+	})
+}
+
+func TestPresence(t *testing.T) {
+	r := testenv.StartRedis(t)
+	presencetest.Run(t, func(t *testing.T, node string) clusterchat.Presence {
+		return newPresence(t, r, node, PresenceOptions{})
+	})
+}
+
+func newPresence(t *testing.T, r *testenv.Redis, node string, opt PresenceOptions) *Presence {
+	t.Helper()
+	p, err := NewPresenceWithOptions(context.Background(), r.URL(), node, testLogger(t), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func TestNewUnreachable(t *testing.T) {
+	url := "redis://" + testenv.Addr(testenv.FreePort(t))
+	if _, err := NewBrokerWithOptions(context.Background(), url, &brokertest.Recorder{}, nil, fastBroker); clusterchat.ErrorCode(err) != clusterchat.EUNAVAILABLE {
+		t.Errorf("NewBroker: err=%v, want EUNAVAILABLE", err)
+	}
+	if _, err := NewPresence(context.Background(), url, "n", nil); clusterchat.ErrorCode(err) != clusterchat.EUNAVAILABLE {
+		t.Errorf("NewPresence: err=%v, want EUNAVAILABLE", err)
+	}
+}
+
+// TestBrokerReconnect stops Redis under a subscribed broker and starts it
+// again on the same port: the broker must fail fast meanwhile, then restore
+// its subscriptions by itself before calling HandleReconnect.
+func TestBrokerReconnect(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	rec := &brokertest.Recorder{}
+	b := newBroker(t, r, rec)
+	const ch = "u:42"
+	for range 2 { // counted twice: restored once
+		if err := b.Subscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Publish(ctx, ch, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitCount(t, ch, 1)
+
+	r.Stop(t)
+	testenv.WaitFor(t, 10*time.Second, "broker to notice", func() bool { return b.Ready(ctx) != nil })
+	if err := b.Publish(ctx, ch, []byte("lost")); clusterchat.ErrorCode(err) != clusterchat.EUNAVAILABLE {
+		t.Fatalf("Publish with Redis down: err=%v, want EUNAVAILABLE", err)
+	}
+	if err := b.Subscribe(ctx, "u:43"); clusterchat.ErrorCode(err) != clusterchat.EUNAVAILABLE {
+		t.Fatalf("Subscribe with Redis down: err=%v, want EUNAVAILABLE", err)
+	}
+
+	r.Start(t)
+	testenv.WaitFor(t, 10*time.Second, "HandleReconnect", func() bool { return rec.Reconnects() == 1 })
+	if err := b.Ready(ctx); err != nil {
+		t.Fatalf("Ready after HandleReconnect: %v", err)
+	}
+	// Subscriptions are restored before HandleReconnect: a publish from
+	// another client must arrive without waiting for anything else.
+	other, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	n, err := other.Do(ctx, other.B().Publish().Channel("cc:"+ch).Message("after").Build()).AsInt64()
+	if err != nil || n != 1 {
+		t.Fatalf("PUBLISH from another client reached %d subscribers (err %v), want 1", n, err)
+	}
+	rec.WaitCount(t, ch, 2)
+	// The broker's own publisher reconnects too (rueidis redials on demand).
+	testenv.WaitFor(t, 10*time.Second, "Publish to work again", func() bool {
+		return b.Publish(ctx, ch, []byte("again")) == nil
+	})
+	rec.WaitCount(t, ch, 3)
+	if got := rec.Messages(ch); got[0] != "before" || got[1] != "after" || got[2] != "again" {
+		t.Fatalf("received %q", got)
+	}
+	// Still counted twice.
+	if err := b.Unsubscribe(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	n, err = other.Do(ctx, other.B().Publish().Channel("cc:"+ch).Message("x").Build()).AsInt64()
+	if err != nil || n != 1 {
+		t.Fatalf("after one of two Unsubscribes: %d subscribers (err %v), want 1", n, err)
+	}
+}
+
+// TestBrokerKilled is TestBrokerReconnect with a crash (SIGKILL) of Redis.
+func TestBrokerKilled(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	rec := &brokertest.Recorder{}
+	b := newBroker(t, r, rec)
+	if err := b.Subscribe(ctx, "g:7"); err != nil {
+		t.Fatal(err)
+	}
+	r.Kill(t)
+	testenv.WaitFor(t, 10*time.Second, "broker to notice", func() bool { return b.Ready(ctx) != nil })
+	r.Start(t)
+	testenv.WaitFor(t, 10*time.Second, "HandleReconnect", func() bool { return rec.Reconnects() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "Publish to work again", func() bool {
+		return b.Publish(ctx, "g:7", []byte("x")) == nil
+	})
+	rec.WaitCount(t, "g:7", 1)
+}
+
+// fastPresence makes heartbeats and expiry quick enough for tests.
+var fastPresence = PresenceOptions{Heartbeat: 50 * time.Millisecond, TTL: 300 * time.Millisecond, Timeout: 300 * time.Millisecond}
+
+func online(t *testing.T, p clusterchat.Presence, uid int64) bool {
+	t.Helper()
+	m, err := p.Online(context.Background(), []int64{uid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m[uid]
+}
+
+// TestPresenceHeartbeat: sessions outlive many TTLs while the heartbeat runs.
+func TestPresenceHeartbeat(t *testing.T) {
+	r := testenv.StartRedis(t)
+	p := newPresence(t, r, "a", fastPresence)
+	if _, err := p.Acquire(context.Background(), 1, "s", 0); err != nil {
+		t.Fatal(err)
+	}
+	// Count heartbeats through the expiry the server holds: it must move.
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	score := func() float64 {
+		s, err := c.Do(context.Background(), c.B().Zscore().Key("cc:pres:1").Member("a/s").Build()).AsFloat64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := score()
+	testenv.WaitFor(t, 10*time.Second, "renewals past the first TTL", func() bool {
+		if !online(t, p, 1) {
+			t.Fatal("session lapsed while its heartbeat ran")
+		}
+		return score() > first+float64(fastPresence.TTL.Milliseconds())
+	})
+}
+
+// TestPresenceNodeDeath: a server that stops heartbeating without Close
+// (SIGKILL) shows its users offline after the TTL, on the other servers.
+func TestPresenceNodeDeath(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	dead := newPresence(t, r, "dead", fastPresence)
+	alive := newPresence(t, r, "alive", fastPresence)
+	if _, err := dead.Acquire(ctx, 1, "s", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dead.Acquire(ctx, 2, "s", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alive.Acquire(ctx, 2, "s", 0); err != nil {
+		t.Fatal(err)
+	}
+	dead.abandon()
+	testenv.WaitFor(t, 10*time.Second, "user 1 offline", func() bool { return !online(t, alive, 1) })
+	if !online(t, alive, 2) {
+		t.Fatal("user 2 has a session on the live server but shows offline")
+	}
+	// The lapsed session no longer counts against the limit.
+	if first, err := alive.Acquire(ctx, 1, "s2", 1); err != nil || !first {
+		t.Fatalf("Acquire after lapse: first=%v err=%v, want true, nil", first, err)
+	}
+}
+
+// TestPresenceRedisRestart: Redis restarts empty; while it is down calls fail
+// fast with EUNAVAILABLE, and the next heartbeat after it is back puts every
+// session of this node back.
+func TestPresenceRedisRestart(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	p := newPresence(t, r, "a", fastPresence)
+	q := newPresence(t, r, "b", fastPresence)
+	for uid := int64(1); uid <= 100; uid++ {
+		if _, err := p.Acquire(ctx, uid, "s", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Stop(t)
+	if _, err := p.Acquire(ctx, 500, "s", 0); clusterchat.ErrorCode(err) != clusterchat.EUNAVAILABLE {
+		t.Fatalf("Acquire with Redis down: err=%v, want EUNAVAILABLE", err)
+	}
+	if _, err := q.Online(ctx, []int64{1}); clusterchat.ErrorCode(err) != clusterchat.EUNAVAILABLE {
+		t.Fatalf("Online with Redis down: err=%v, want EUNAVAILABLE", err)
+	}
+	r.Start(t)
+	testenv.WaitFor(t, 10*time.Second, "sessions back after restart", func() bool {
+		m, err := q.Online(ctx, []int64{1, 50, 100})
+		return err == nil && m[1] && m[50] && m[100]
+	})
+}
+
+// TestPresenceReleaseDuringHeartbeat: a session released while heartbeats
+// run must not be resurrected by one of them.
+func TestPresenceReleaseDuringHeartbeat(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	p := newPresence(t, r, "a", PresenceOptions{Heartbeat: time.Millisecond, TTL: time.Minute})
+	// Many users keep the heartbeat pipeline busy, so releases overlap it.
+	for uid := int64(1000); uid < 1500; uid++ {
+		if _, err := p.Acquire(ctx, uid, "s", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for uid := int64(1); uid <= 50; uid++ {
+		if _, err := p.Acquire(ctx, uid, "s", 0); err != nil {
+			t.Fatal(err)
+		}
+		if last, err := p.Release(ctx, uid, "s"); err != nil || !last {
+			t.Fatalf("Release: last=%v err=%v", last, err)
+		}
+	}
+	// Two beats after the last release: any resurrection has happened
+	// and been undone by then.
+	start := p.beatsDone()
+	testenv.WaitFor(t, 10*time.Second, "two heartbeats", func() bool { return p.beatsDone()-start >= 2 })
+	uids := make([]int64, 50)
+	for i := range uids {
+		uids[i] = int64(i + 1)
+	}
+	m, err := p.Online(ctx, uids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uid, on := range m {
+		if on {
+			t.Errorf("user %d released but online (TTL is a minute: resurrected by a heartbeat)", uid)
+		}
+	}
+}
+
+type nopHandler struct{}
+
+func (nopHandler) HandleMessage(string, []byte) {}
+func (nopHandler) HandleReconnect()             {}
+
+// BenchmarkPublishParallel measures publish throughput with many concurrent
+// publishers sharing the pipeline (go test -bench . -cpu 2 with
+// -benchtime; SetParallelism multiplies the goroutines per core).
+func BenchmarkPublishParallel(b *testing.B) {
+	r := testenv.StartRedis(b)
+	br, err := NewBroker(context.Background(), r.URL(), nopHandler{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	payload := []byte(`{"type":"msg","from":1,"to":2,"body":"hello"}`)
+	for _, par := range []int{1, 16, 128} {
+		b.Run(fmt.Sprintf("goroutines=%dxGOMAXPROCS", par), func(b *testing.B) {
+			b.SetParallelism(par)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := br.Publish(context.Background(), "u:1", payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkPublishDeliver measures the whole trip: publish on one broker,
+// delivered by the reader of a subscribed one.
+func BenchmarkPublishDeliver(b *testing.B) {
+	r := testenv.StartRedis(b)
+	var got atomic.Int64
+	sub, err := NewBroker(context.Background(), r.URL(), countHandler{&got}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	if err := sub.Subscribe(context.Background(), "u:1"); err != nil {
+		b.Fatal(err)
+	}
+	pub, err := NewBroker(context.Background(), r.URL(), nopHandler{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	payload := []byte(`{"type":"msg","from":1,"to":2,"body":"hello"}`)
+	b.SetParallelism(64)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := pub.Publish(context.Background(), "u:1", payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	want := int64(b.N)
+	testenv.WaitFor(b, 30*time.Second, "deliveries", func() bool { return got.Load() >= want })
+}
+
+type countHandler struct{ n *atomic.Int64 }
+
+func (h countHandler) HandleMessage(string, []byte) { h.n.Add(1) }
+func (h countHandler) HandleReconnect()             {}
