@@ -158,7 +158,7 @@ func (a *app) menu(ctx context.Context, read func() (string, bool)) error {
 
 // login logs in and prints who we are, friends, groups and unread counts
 // while holding the output, so the missed messages the client starts
-// fetching are printed after it.
+// fetching (Options.FromRead: those after the read marker) print after it.
 func (a *app) login(ctx context.Context, id int64, pw string) bool {
 	cctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
@@ -209,14 +209,9 @@ func (a *app) login(ctx context.Context, id int64, pw string) bool {
 		}
 	}
 	fmt.Fprintf(w, "======================================================\n")
+	fmt.Fprintf(w, "type help for commands\n")
 	a.omu.Unlock()
-
-	// Missed messages print as the sync delivers them; wait so that the
-	// prompt for commands comes after them.
-	if err := a.c.Synced(cctx); err != nil {
-		a.fail(err)
-	}
-	a.printf("type help for commands\n")
+	// Missed messages follow, printed as the client fetches them.
 	return true
 }
 
@@ -429,12 +424,12 @@ func (a *app) printEvents(ctx context.Context) {
 		case client.EventMessage:
 			m := e.Message
 			a.learnUser(m.From, m.FromName)
-			if e.Sent {
-				continue // typed here: no echo, like the classic client
+			if !e.Sent { // typed here: no echo, like the classic client
+				a.printf("%s", a.formatMessage(m))
 			}
-			a.printf("%s", a.formatMessage(m))
-			// Printed means read: the unread count at the next login and
-			// the "missed" messages of the next session start after it.
+			// Printed (or written here) means read: the unread count at the
+			// next login and the "missed" messages of the next session
+			// start after it.
 			rctx, cancel := context.WithTimeout(ctx, a.timeout)
 			if err := a.c.MarkRead(rctx, m.Conv, m.Seq); err != nil && !errors.Is(err, context.Canceled) && a.c.UserID() != 0 {
 				a.fail(err)
