@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -256,41 +257,45 @@ func TestPresenceRedisRestart(t *testing.T) {
 	})
 }
 
-// TestPresenceReleaseDuringHeartbeat: a session released while heartbeats
-// run must not be resurrected by one of them.
+// TestPresenceReleaseDuringHeartbeat: a session released while a heartbeat
+// is in flight must not be resurrected by it.
 func TestPresenceReleaseDuringHeartbeat(t *testing.T) {
 	r := testenv.StartRedis(t)
 	ctx := context.Background()
+	// Back-to-back heartbeats, a TTL that cannot lapse during the test.
 	p := newPresence(t, r, "a", PresenceOptions{Heartbeat: time.Millisecond, TTL: time.Minute})
-	// Many users keep the heartbeat pipeline busy, so releases overlap it.
-	for uid := int64(1000); uid < 1500; uid++ {
-		if _, err := p.Acquire(ctx, uid, "s", 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for uid := int64(1); uid <= 50; uid++ {
-		if _, err := p.Acquire(ctx, uid, "s", 0); err != nil {
-			t.Fatal(err)
-		}
-		if last, err := p.Release(ctx, uid, "s"); err != nil || !last {
-			t.Fatalf("Release: last=%v err=%v", last, err)
-		}
-	}
-	// Two beats after the last release: any resurrection has happened
-	// and been undone by then.
-	start := p.beatsDone()
-	testenv.WaitFor(t, 10*time.Second, "two heartbeats", func() bool { return p.beatsDone()-start >= 2 })
-	uids := make([]int64, 50)
+	const users = 300
+	uids := make([]int64, users)
 	for i := range uids {
 		uids[i] = int64(i + 1)
+		if _, err := p.Acquire(ctx, uids[i], "s", 0); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// Release them all at once, from several goroutines: many releases
+	// land while a heartbeat that still lists them is in flight.
+	var wg sync.WaitGroup
+	for g := range 10 {
+		wg.Go(func() {
+			for i := g; i < users; i += 10 {
+				if _, err := p.Release(ctx, uids[i], "s"); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Two beats after the last release: any resurrection has happened
+	// (and, with the fix, been undone) by then.
+	start := p.beatsDone()
+	testenv.WaitFor(t, 10*time.Second, "two heartbeats", func() bool { return p.beatsDone()-start >= 2 })
 	m, err := p.Online(ctx, uids)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for uid, on := range m {
-		if on {
-			t.Errorf("user %d released but online (TTL is a minute: resurrected by a heartbeat)", uid)
+	for _, uid := range uids {
+		if m[uid] {
+			t.Errorf("user %d released but online (resurrected by a heartbeat)", uid)
 		}
 	}
 }
