@@ -39,8 +39,17 @@ WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[])
 		WITH ORDINALITY AS t(conv, sender, sender_name, recipient, group_id, body, ctime, cmid, ord)
 ), existing AS (
-	SELECT i.ord, m.id, m.conv, m.seq, m.sender, m.sender_name, m.recipient, m.group_id, m.body, m.ctime, m.time, m.cmid
-	FROM input i JOIN messages m ON m.sender = i.sender AND m.cmid = i.cmid
+	-- LATERAL ... LIMIT 1 keeps this a probe of the index per message
+	-- (the planner may otherwise pick a hash join over the whole table), and
+	-- cmid IS NOT NULL lets it use the partial index at all.
+	SELECT i.ord, m.*
+	FROM input i CROSS JOIN LATERAL (
+		SELECT m.id, m.conv, m.seq, m.sender, m.sender_name, m.recipient, m.group_id, m.body, m.ctime, m.time, m.cmid
+		FROM messages m
+		WHERE m.sender = i.sender AND m.cmid = i.cmid AND m.cmid IS NOT NULL
+		LIMIT 1
+	) m
+	WHERE i.cmid IS NOT NULL
 ), fresh AS (
 	SELECT i.*,
 		row_number() OVER (PARTITION BY i.conv ORDER BY i.ord) AS rn,
