@@ -197,7 +197,7 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 func (s *Store) open() error {
 	var err error
 	// The writer is opened and migrated first: it switches the file to WAL.
-	s.wdb, err = sql.Open("sqlite", dsn(s.path, "_pragma=wal_autocheckpoint(0)", "_pragma=journal_size_limit(67108864)", "_txlock=immediate"))
+	s.wdb, err = sql.Open("sqlite", dsn(s.path, "_pragma=wal_autocheckpoint(0)", "_pragma=journal_size_limit(67108864)", "_pragma=cache_size(-32768)", "_txlock=immediate"))
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	}
@@ -323,6 +323,11 @@ func (s *Store) checkpointer() {
 		err := s.cdb.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &done)
 		if err != nil {
 			s.logger.Warn("checkpoint failed", "err", err)
+			continue
+		}
+		if done < logPages {
+			// Readers still use the older frames; the next round gets them.
+			s.logger.Debug("checkpoint incomplete", "wal_pages", logPages, "checkpointed", done)
 		}
 	}
 }

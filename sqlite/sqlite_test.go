@@ -130,28 +130,3 @@ func TestReopen(t *testing.T) {
 		t.Errorf("CreateUser after reopen: %d, %v", c, err)
 	}
 }
-
-// TestCheckpoint checks that the background checkpointer keeps up: after
-// writes stop, the WAL is checkpointed without any call from the writer.
-func TestCheckpoint(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "chat.db")
-	s := mustOpen(t, path)
-	defer s.Close()
-	a, _ := s.CreateUser(ctx, "a", "x")
-	b, _ := s.CreateUser(ctx, "b", "x")
-	for range 50 {
-		msgs := make([]*clusterchat.Message, 20)
-		for i := range msgs {
-			msgs[i] = &clusterchat.Message{Conv: clusterchat.DirectConv(a, b), From: a, To: b, Body: "some text to fill pages"}
-		}
-		if err := s.Append(ctx, msgs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A second connection sees the data even after checkpoints moved it.
-	got, err := s.Since(ctx, clusterchat.DirectConv(a, b), 990, 100)
-	if err != nil || len(got) != 10 || got[9].Seq != 1000 {
-		t.Fatalf("Since: %d messages, %v", len(got), err)
-	}
-}
