@@ -1,12 +1,14 @@
 // Package sqlite implements clusterchat.Store on an embedded SQLite database
 // (modernc.org/sqlite, pure Go), for a server that runs as one process.
 //
-// The file is opened in WAL mode with synchronous=NORMAL because a commit
-// then costs an append to the WAL without an fsync and is still durable
-// against a killed process (only a power loss can drop the last commits),
-// and automatic checkpoints are turned off and run by a background goroutine
-// on its own connection, because a checkpoint on the write path stalls
-// commits for tens of milliseconds.
+// The pragmas, and why: WAL with synchronous=NORMAL makes a commit an append
+// to the log without an fsync that is still durable against a killed process
+// (only a power loss can drop the last commits) and lets readers run beside
+// the writer; wal_autocheckpoint=0 because a checkpoint on the write path
+// stalls commits for tens of milliseconds, so a background goroutine does
+// PASSIVE checkpoints on its own connection instead; busy_timeout because our
+// own connections briefly lock each other; foreign_keys so that memberships,
+// friendships and tokens cannot point at missing rows.
 //
 // Concurrency: every write goes through one connection under Store.wmu, so
 // writes are serialized and the store can keep the last seq of each
@@ -167,7 +169,9 @@ func dsn(path string, extra ...string) string {
 		"_pragma=synchronous(NORMAL)",
 		"_pragma=foreign_keys(1)",
 	}
-	return "file:" + path + "?" + strings.Join(append(q, extra...), "&")
+	// A plain name, not a file: URI, so the path reaches SQLite verbatim
+	// (no %-decoding); the driver strips the query.
+	return path + "?" + strings.Join(append(q, extra...), "&")
 }
 
 // Open opens (creating it if needed) the database at path, migrates its
