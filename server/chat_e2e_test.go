@@ -77,10 +77,10 @@ func TestOfflineMessages(t *testing.T) {
 	}
 
 	// What a native device fetched with SYNC is not offline for classic.
-	a.sendf(`{"msgid":6,"to":%d,"msg":"synced","time":"t6"}`, bob.id)
-	a.ping()
 	b.sendf(`{"msgid":3}`)
 	b.ping()
+	a.sendf(`{"msgid":6,"to":%d,"msg":"synced","time":"t6"}`, bob.id)
+	a.ping()
 	n, _ := bob.native(t, ts)
 	n.call(14, `{"msgid":14,"to":%d,"after":0}`, alice.id)
 	n.nc.Close()
