@@ -72,6 +72,11 @@ func (s *Server) runCommitter() {
 // committed acknowledges the sender and hands the message to a publisher.
 func (s *Server) committed(j *job) {
 	m := j.m
+	if !m.Dup {
+		// Before the ack: a sender that logs in again right after it must
+		// not count its own message as unread.
+		s.cursors.read(m.From, m.Conv, m.Seq)
+	}
 	if j.sess != nil && j.sess.native {
 		j.sess.c.send(outItem{b: appendNL(proto.AppendChatAck(make([]byte, 0, 160), j.req, j.rid, m))})
 	}
@@ -82,7 +87,6 @@ func (s *Server) committed(j *job) {
 		return
 	}
 	s.metrics.accepted.Inc()
-	s.cursors.read(m.From, m.Conv, m.Seq)
 	e := &envelope{kind: kindMessage, conv: m.Conv, seq: m.Seq, from: m.From, group: m.GroupID}
 	if j.sess != nil {
 		e.origin = j.sess.sid

@@ -14,9 +14,10 @@ import (
 // If the server dies before a flush, those messages count as undelivered and
 // come again at the user's next classic login: never lost, at worst repeated.
 type cursors struct {
-	mu    sync.Mutex
-	moves map[cursorKey]int64 // delivered
-	reads map[cursorKey]int64 // read: a sender has read its conversation up to its own message
+	flushMu sync.Mutex // one flush at a time: a flush that returns has saved every move made before it began
+	mu      sync.Mutex
+	moves   map[cursorKey]int64 // delivered
+	reads   map[cursorKey]int64 // read: a sender has read its conversation up to its own message
 }
 
 type cursorKey struct {
@@ -91,6 +92,8 @@ func (s *Server) flushCursors() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := s.cursors
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
 	if moves := c.take(c.moves); len(moves) > 0 {
 		if err := s.Store.MarkDelivered(ctx, moves); err != nil {
 			s.log.Warn("saving delivered cursors failed; will retry", "n", len(moves), "err", err)

@@ -260,6 +260,10 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 // on this server on the way.
 func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token string) ([]byte, map[string]int64, error) {
 	uid := sess.uid
+	// Cursor moves still buffered in memory (messages just written to the
+	// user's other or previous sessions, its own messages) must count here,
+	// or they come back as offlinemsg and unread counts.
+	s.flushCursors()
 	friends, err := s.Store.Friends(ctx, uid)
 	if err != nil {
 		return nil, nil, err
