@@ -89,7 +89,8 @@ type Broker struct {
 	closed atomic.Bool
 	stop   chan struct{} // closed by Close
 	done   chan struct{} // closed when the reader goroutine exits
-	first  chan struct{} // closed when the first connection is ready
+	first  chan struct{} // closed when a connection is first ready
+	once   sync.Once     // closes first
 
 	mu      sync.Mutex
 	subs    map[string]*sub         // channel (without prefix) -> count
@@ -566,9 +567,9 @@ func (b *Broker) pong(restored *bool, reconnect bool, nchans int) {
 	b.mu.Lock()
 	b.ready = true
 	b.mu.Unlock()
+	b.once.Do(func() { close(b.first) })
 	if !reconnect {
 		b.log.Info("redis broker: connected", "addr", b.addr)
-		close(b.first)
 		return
 	}
 	b.log.Info("redis broker: reconnected", "addr", b.addr, "channels", nchans)

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -126,10 +127,19 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
 `)
 
-// onlineScript: KEYS[1] user set. Returns the live sessions.
+// onlineScript: KEYS user sets. Returns the live sessions of each, in one
+// round trip for a whole friend list. (Several keys in one script: fine on
+// one Redis; a Redis Cluster would need the keys in one slot.)
 var onlineScript = rueidis.NewLuaScript(luaNow + `
-return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.0f', now), '+inf')
+local min, out = '(' .. string.format('%.0f', now), {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('ZCOUNT', key, min, '+inf')
+end
+return out
 `)
+
+// onlineBatch bounds the keys of one onlineScript call.
+const onlineBatch = 1000
 
 // NewPresence connects to the Redis at url as server node, with default
 // options.
@@ -253,8 +263,8 @@ func (p *Presence) Release(ctx context.Context, uid int64, sid string) (bool, er
 	return n == 0, nil
 }
 
-// Online reports which of uids have a live session on any node, in one
-// pipeline.
+// Online reports which of uids have a live session on any node: one round
+// trip per thousand users.
 func (p *Presence) Online(ctx context.Context, uids []int64) (map[int64]bool, error) {
 	m := make(map[int64]bool, len(uids))
 	if len(uids) == 0 {
@@ -262,16 +272,23 @@ func (p *Presence) Online(ctx context.Context, uids []int64) (map[int64]bool, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
 	defer cancel()
-	execs := make([]rueidis.LuaExec, len(uids))
-	for i, uid := range uids {
-		execs[i] = rueidis.LuaExec{Keys: []string{p.key(uid)}}
-	}
-	for i, r := range onlineScript.ExecMulti(ctx, p.c, execs...) {
-		n, err := r.AsInt64()
+	keys := make([]string, 0, min(len(uids), onlineBatch))
+	for start := 0; start < len(uids); start += onlineBatch {
+		batch := uids[start:min(start+onlineBatch, len(uids))]
+		keys = keys[:0]
+		for _, uid := range batch {
+			keys = append(keys, p.key(uid))
+		}
+		counts, err := onlineScript.Exec(ctx, p.c, keys, nil).AsIntSlice()
 		if err != nil {
 			return nil, unavailable("online", err)
 		}
-		m[uids[i]] = n > 0
+		if len(counts) != len(batch) {
+			return nil, unavailable("online", fmt.Errorf("%d answers for %d users", len(counts), len(batch)))
+		}
+		for i, uid := range batch {
+			m[uid] = counts[i] > 0
+		}
 	}
 	return m, nil
 }

@@ -30,8 +30,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // fastBroker keeps fault tests quick: short timeouts and backoff.
 var fastBroker = BrokerOptions{
-	PublishTimeout: 300 * time.Millisecond,
-	DialTimeout:    300 * time.Millisecond,
+	PublishTimeout: 2 * time.Second,
+	DialTimeout:    time.Second,
 	MinBackoff:     10 * time.Millisecond,
 	MaxBackoff:     100 * time.Millisecond,
 }
@@ -163,7 +163,7 @@ func TestBrokerKilled(t *testing.T) {
 }
 
 // fastPresence makes heartbeats and expiry quick enough for tests.
-var fastPresence = PresenceOptions{Heartbeat: 50 * time.Millisecond, TTL: 300 * time.Millisecond, Timeout: 300 * time.Millisecond}
+var fastPresence = PresenceOptions{Heartbeat: 50 * time.Millisecond, TTL: time.Second, Timeout: 2 * time.Second}
 
 func online(t *testing.T, p clusterchat.Presence, uid int64) bool {
 	t.Helper()
