@@ -330,7 +330,8 @@ func friendState(tb testing.TB, reply obj, id int64) string {
 // test can wait for any event without caring what else arrived.
 type native struct {
 	*client.Client
-	u user
+	u    user
+	info *client.LoginInfo // the reply of the login nativeAt made
 
 	mu     sync.Mutex
 	events []client.Event
@@ -357,9 +358,11 @@ func nativeAt(tb testing.TB, addr string, u user, opts client.Options) *native {
 		}
 	}()
 	tb.Cleanup(func() { cl.Close(); <-done })
-	if _, err := cl.Login(ctx, u.id, u.pw); err != nil {
+	info, err := cl.Login(ctx, u.id, u.pw)
+	if err != nil {
 		tb.Fatalf("login %d at %s: %v", u.id, addr, err)
 	}
+	n.info = info
 	return n
 }
 
