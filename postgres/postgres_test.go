@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"clusterchat"
 	"clusterchat/internal/testenv"
 	"clusterchat/postgres"
@@ -51,41 +53,75 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 // BenchmarkAppendParallel measures single-message appends from 4 Stores
-// (as 4 servers would) sharing one database, 4 goroutines each, to one
-// group: the contended case of the convs row lock.
+// (as 4 servers would) sharing one database, 4 x GOMAXPROCS goroutines in
+// all. conv=same: every goroutine appends to one group, so appends take
+// turns on its convs row lock, each holding it through its commit's fsync:
+// the ceiling is one commit per fsync, which is why the server batches
+// (group commit) before calling Append. conv=own: a conversation per
+// goroutine, where PostgreSQL's WAL group commit lets commits share fsyncs.
 func BenchmarkAppendParallel(b *testing.B) {
-	dsn := testenv.StartPostgres(b)
-	stores := make([]*postgres.Store, 4)
-	for i := range stores {
-		stores[i] = mustOpen(b, dsn)
-	}
-	c := context.Background()
-	uid, err := stores[0].CreateUser(c, "bench", "x")
-	if err != nil {
-		b.Fatal(err)
-	}
-	gid, err := stores[0].CreateGroup(c, uid, "bench", "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var next sync.Mutex
-	n := 0
-	b.SetParallelism(4) // 4 x GOMAXPROCS goroutines
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		next.Lock()
-		s := stores[n%len(stores)]
-		n++
-		next.Unlock()
-		for pb.Next() {
-			m := &clusterchat.Message{Conv: clusterchat.GroupConv(gid), From: uid, FromName: "bench", GroupID: gid, Body: "hello, this is a small message"}
-			if err := s.Append(c, []*clusterchat.Message{m}); err != nil {
-				b.Errorf("Append: %v", err)
-				return
-			}
+	for _, same := range []bool{true, false} {
+		name := "conv=own"
+		if same {
+			name = "conv=same"
 		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		b.Run(name, func(b *testing.B) {
+			dsn := testenv.StartPostgres(b)
+			stores := make([]*postgres.Store, 4)
+			for i := range stores {
+				stores[i] = mustOpen(b, dsn)
+			}
+			c := context.Background()
+			uid, err := stores[0].CreateUser(c, "bench", "x")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var (
+				mu sync.Mutex
+				n  int64
+			)
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				mu.Lock()
+				n++
+				s, gid := stores[n%int64(len(stores))], n
+				mu.Unlock()
+				if same {
+					gid = 1
+				}
+				for pb.Next() {
+					m := &clusterchat.Message{Conv: clusterchat.GroupConv(gid), From: uid, FromName: "bench", GroupID: gid, Body: "hello, this is a small message"}
+					if err := s.Append(c, []*clusterchat.Message{m}); err != nil {
+						b.Errorf("Append: %v", err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkCommitBaseline is the floor the Append numbers stand on: a bare
+// one-row INSERT in its own commit, on the same server and disk.
+func BenchmarkCommitBaseline(b *testing.B) {
+	pool, err := pgxpool.New(context.Background(), testenv.StartPostgres(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	c := context.Background()
+	if _, err := pool.Exec(c, "CREATE TABLE t (a bigint PRIMARY KEY, b text)"); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := pool.Exec(c, "INSERT INTO t VALUES ($1, $2)", i, "hello, this is a small message"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // TestOpenConcurrently starts several servers on one empty database at once:
