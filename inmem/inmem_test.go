@@ -2,6 +2,8 @@ package inmem_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"clusterchat"
@@ -41,6 +43,28 @@ func BenchmarkPublish(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := br.Publish(ctx, "u:1", payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkPublishChannels is BenchmarkPublish with every publisher on its
+// own channel, as users of a real server are.
+func BenchmarkPublishChannels(b *testing.B) {
+	ctx := context.Background()
+	br := inmem.NewBroker(nopHandler{})
+	defer br.Close()
+	var next atomic.Int64
+	payload := []byte(`{"type":"msg","from":1,"to":2,"body":"hello"}`)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ch := fmt.Sprintf("u:%d", next.Add(1))
+		if err := br.Subscribe(ctx, ch); err != nil {
+			b.Fatal(err)
+		}
+		for pb.Next() {
+			if err := br.Publish(ctx, ch, payload); err != nil {
 				b.Fatal(err)
 			}
 		}
