@@ -252,6 +252,8 @@ func testGroups(t *testing.T, s clusterchat.Store) {
 	wantCode(t, "CreateGroup taken name", err, clusterchat.EEXISTS)
 	_, err = s.CreateGroup(c, 999, "g3", "")
 	wantCode(t, "CreateGroup missing creator", err, clusterchat.ENOTFOUND)
+	// The failed call left nothing behind: the name is still free.
+	g3 := mkGroup(t, s, u3, "g3")
 
 	joins := []struct {
 		name     string
@@ -281,6 +283,9 @@ func testGroups(t *testing.T, s clusterchat.Store) {
 	wantG2 := clusterchat.Group{ID: g2, Name: "g2", Desc: "about g2", Members: []clusterchat.Member{
 		{UserID: u1, Name: "u1", Role: clusterchat.RoleCreator},
 		{UserID: u3, Name: "u3", Role: clusterchat.RoleNormal},
+	}}
+	wantG3 := clusterchat.Group{ID: g3, Name: "g3", Desc: "about g3", Members: []clusterchat.Member{
+		{UserID: u3, Name: "u3", Role: clusterchat.RoleCreator},
 	}}
 	sameGroup := func(what string, got, want clusterchat.Group) {
 		t.Helper()
@@ -319,7 +324,7 @@ func testGroups(t *testing.T, s clusterchat.Store) {
 	}{
 		{u1, []clusterchat.Group{wantG1, wantG2}},
 		{u2, []clusterchat.Group{wantG1}},
-		{u3, []clusterchat.Group{wantG2}},
+		{u3, []clusterchat.Group{wantG2, wantG3}},
 		{999, nil},
 	}
 	for _, tc := range ugs {
