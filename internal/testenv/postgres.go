@@ -149,7 +149,8 @@ func StopPostgres() {
 // NewPostgres starts a server of the test's own, for tests that stop and
 // start it (Stop, Start); CreateDB makes databases on it. It is stopped and
 // removed when the test ends. initdb runs once per process: every server
-// starts from a copy of that first cluster.
+// starts from a copy of that first cluster, which StopPostgres removes, so
+// packages using NewPostgres also call StopPostgres from TestMain.
 func NewPostgres(tb testing.TB) *Postgres {
 	tb.Helper()
 	p, err := newPostgres()
@@ -327,6 +328,11 @@ func pgTempDir(cred *syscall.Credential) (string, error) {
 			return "", err
 		}
 	}
+	// The sweep leaves folders of live test processes alone.
+	if err := os.WriteFile(filepath.Join(root, "owner.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		os.RemoveAll(root)
+		return "", err
+	}
 	return root, nil
 }
 
@@ -460,8 +466,10 @@ func spawn(cmd *exec.Cmd) error {
 	return <-errc
 }
 
-// sweepStale removes data folders of test servers that are over an hour old
-// and whose postmaster is gone (a killed test binary leaves them behind).
+// sweepStale removes folders of test servers and initdb templates that are
+// over an hour old and whose postmaster and test process are gone (a killed
+// test binary, or one whose TestMain does not call StopPostgres, leaves
+// them behind).
 func sweepStale() {
 	dirs, _ := filepath.Glob(filepath.Join("/tmp", pgDirPrefix+"*"))
 	for _, d := range dirs {
@@ -469,12 +477,21 @@ func sweepStale() {
 		if err != nil || time.Since(fi.ModTime()) < time.Hour {
 			continue
 		}
-		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
-			first, _, _ := strings.Cut(string(b), "\n")
-			if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && syscall.Kill(pid, 0) == nil {
-				continue // still running
-			}
+		if pidAlive(filepath.Join(d, "data", "postmaster.pid")) || pidAlive(filepath.Join(d, "owner.pid")) {
+			continue
 		}
 		os.RemoveAll(d)
 	}
+}
+
+// pidAlive tells whether the process whose id is the first line of file
+// exists.
+func pidAlive(file string) bool {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	return err == nil && pid > 0 && syscall.Kill(pid, 0) == nil
 }
