@@ -4,6 +4,7 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ARGS        ?=
+N           ?= 2
 
 .PHONY: all deps test vet staticcheck gotest build run cluster-up cluster-down cluster-status clean
 
@@ -40,9 +41,9 @@ run:
 	$(GO) build -o bin/chatserver ./cmd/chatserver
 	bin/chatserver $(ARGS)
 
-## cluster-up / cluster-down / cluster-status: see scripts/cluster
+## cluster-up [N=2] / cluster-down / cluster-status: see scripts/cluster
 cluster-up:
-	scripts/cluster up
+	scripts/cluster up $(N)
 
 cluster-down:
 	scripts/cluster down
