@@ -2,16 +2,27 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"clusterchat"
+	"clusterchat/postgres"
+	"clusterchat/redis"
 )
 
 func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (clusterchat.Store, error) {
-	return nil, errors.New("postgres store not built yet")
+	return postgres.Open(ctx, dsn, logger)
 }
 
+// openRedis connects the broker and the presence registry to one Redis.
 func openRedis(ctx context.Context, url, node string, h clusterchat.BrokerHandler, logger *slog.Logger) (clusterchat.Broker, clusterchat.Presence, error) {
-	return nil, nil, errors.New("redis broker not built yet")
+	b, err := redis.NewBroker(ctx, url, h, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := redis.NewPresence(ctx, url, node, logger)
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	return b, p, nil
 }
