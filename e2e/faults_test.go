@@ -256,6 +256,30 @@ func testRedisRestart(t *testing.T, c *cluster) {
 		waitReady(t, sv, 60*time.Second)
 	}
 	t.Logf("all servers ready %v after Redis came back", time.Since(restarted).Round(100*time.Millisecond))
+	// Ready means usable: each server takes a login again by itself. A
+	// refusal with errno 9 (unavailable, retry) is allowed meanwhile.
+	probe := c.newUser(t, s[0].Addr())
+	for _, sv := range s {
+		refused := 0
+		testenv.WaitFor(t, readTimeout, "a login on "+sv.Addr()+" after the Redis restart", func() bool {
+			r := dialRaw(t, sv.Addr())
+			defer r.close()
+			r.sendf(`{"msgid":1,"id":%d,"password":%q}`, probe.id, probe.pw)
+			o := r.expect(2)
+			switch o.int("errno") {
+			case 0:
+				return true
+			case clusterchat.EUNAVAILABLE:
+				refused++
+				return false
+			}
+			t.Fatalf("login after the Redis restart: %s", o.raw)
+			return false
+		})
+		if refused > 0 {
+			t.Logf("%s: %d login(s) refused with errno 9 after /readyz said 200", sv.Addr(), refused)
+		}
+	}
 	waitAcks("traffic after the restart", 5)
 	stopTraffic()
 	for _, l := range loops {
