@@ -48,7 +48,8 @@ func TestScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a chatserver")
 	}
-	srv := testenv.StartServer(t, testenv.BuildServer(t), "-store", "sqlite:"+filepath.Join(t.TempDir(), "bench.db"))
+	srv := testenv.StartServer(t, testenv.BuildServer(t), "-store", "sqlite:"+filepath.Join(t.TempDir(), "bench.db"),
+		"-bcrypt-cost", "4") // registration is setup, not what is measured
 	addr := srv.Addr()
 	metrics := "http://" + srv.HTTPAddr() + "/metrics"
 	pid := strconv.Itoa(srv.PID())
