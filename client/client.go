@@ -42,6 +42,10 @@ type Options struct {
 	// PingInterval, when > 0, pings the server that often; a ping that
 	// times out drops the connection (and reconnects, with Reconnect).
 	PingInterval time.Duration
+	// SyncInterval, when > 0, syncs every known conversation that often: a
+	// safety net for a live message lost with nothing after it to reveal
+	// the gap (one SYNC per conversation per interval).
+	SyncInterval time.Duration
 	// Cursors are the last applied seq per conversation from a previous
 	// run (see Client.Cursors). Conversations not listed start at 0, so a
 	// new device fetches every conversation's whole log, unless FromRead.
@@ -152,6 +156,10 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.PingInterval > 0 {
 		c.wg.Add(1)
 		go c.pinger()
+	}
+	if opts.SyncInterval > 0 {
+		c.wg.Add(1)
+		go c.resyncer()
 	}
 	return c, nil
 }
@@ -332,6 +340,27 @@ func (c *Client) pinger() {
 		if _, err := c.do(c.ctx, cn, map[string]any{"msgid": msgPing}); err != nil && c.ctx.Err() == nil && isTimeout(err) {
 			cn.fail(err)
 		}
+	}
+}
+
+// resyncer runs Sync's first half every SyncInterval while logged in.
+func (c *Client) resyncer() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		if c.uid != 0 && c.cur != nil {
+			for conv := range c.convs {
+				c.startSync(conv)
+			}
+		}
+		c.mu.Unlock()
 	}
 }
 

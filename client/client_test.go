@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"clusterchat"
 	"clusterchat/internal/testenv"
@@ -206,7 +207,7 @@ func TestLossyDelivery(t *testing.T) {
 		return 1
 	}
 	alice, _, aid := user(t, ts.addr, "alice", Options{})
-	_, bcol, bid := user(t, ts.addr, "bob", Options{testLive: lossy})
+	bob, bcol, bid := user(t, ts.addr, "bob", Options{testLive: lossy})
 	gid, err := alice.CreateGroup(ctxT(t), "g", "")
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +216,8 @@ func TestLossyDelivery(t *testing.T) {
 	if _, err := carol.JoinGroup(ctxT(t), gid); err != nil {
 		t.Fatal(err)
 	}
-	bobGroup, bgcol := dial(t, ts.addr, Options{testLive: lossy})
+	// This device relies on the periodic sync instead of calling Sync.
+	bobGroup, bgcol := dial(t, ts.addr, Options{testLive: lossy, SyncInterval: 50 * time.Millisecond})
 	if _, err := bobGroup.Login(ctxT(t), bid, "pw-bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -238,6 +240,11 @@ func TestLossyDelivery(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	// A lost last message leaves no later one to reveal the gap: that is
+	// what Sync (or the server's "resync" notice) is for.
+	if err := bob.Sync(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
 	waitLog(t, bcol, clusterchat.DirectConv(aid, bid), 40)
 	waitLog(t, bgcol, clusterchat.GroupConv(gid), 80)
 }

@@ -32,6 +32,10 @@
 //     with Sent false (it is still emitted exactly once). Messages sent by
 //     the same user on other devices arrive like anyone else's.
 //
+// A live message that is lost with no later message in its conversation
+// reveals no gap: it arrives with the next message, the next reconnect, a
+// "resync" notice, Sync, or the periodic sync of Options.SyncInterval.
+//
 // Cursors live in memory; Cursors returns them and Options.Cursors restores
 // them, so a program that persists them resumes where it stopped. Without
 // cursors a new device fetches the whole log of each conversation, unless
