@@ -36,6 +36,7 @@ type Config struct {
 	WriteWait   time.Duration // longest a socket write may block; default 10 s
 	BcryptCost  int           // password hashing cost; default bcrypt.DefaultCost
 	Publishers  int           // publisher workers; default 16
+	Pprof       bool          // serve /debug/pprof on the HTTP listener (profiling for chatbench runs)
 }
 
 func (c *Config) setDefaults() {

@@ -36,6 +36,7 @@ func main() {
 type options struct {
 	addr, http, store, broker, node, logLevel string
 	maxSessions, maxBody, bcryptCost          int
+	pprof                                     bool
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -65,6 +66,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxBody, "max-body", envInt("CHAT_MAX_BODY", clusterchat.DefaultMaxBody), "longest chat message in bytes (env CHAT_MAX_BODY)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", envInt("CHAT_BCRYPT_COST", 10), "bcrypt cost for new passwords, 4-31 (env CHAT_BCRYPT_COST)")
 	fs.StringVar(&o.logLevel, "log-level", env("CHAT_LOG_LEVEL", "info"), "debug, info, warn or error (env CHAT_LOG_LEVEL)")
+	fs.BoolVar(&o.pprof, "pprof", os.Getenv("CHAT_PPROF") == "1", "serve /debug/pprof on the HTTP listener (env CHAT_PPROF=1)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -94,7 +96,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	srv := server.New(server.Config{
 		Addr: o.addr, HTTPAddr: o.http, Node: o.node,
-		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost,
+		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost, Pprof: o.pprof,
 	}, logger)
 
 	store, err := openStore(ctx, o.store, logger)
