@@ -364,6 +364,10 @@ func testOfflineClassic(t *testing.T, c *cluster) {
 	if got := offlineBodies(t, reply); !slices.Equal(got, want) {
 		t.Fatalf("offlinemsg at login on n2 = %q, want %q (oldest first)", got, want)
 	}
+	// The server saves the delivered cursor after writing the reply, on the
+	// read loop: the barrier waits for it (a login elsewhere in between
+	// would see the messages again).
+	r.ping()
 	r.close()
 	// Never repeated, wherever the next login is.
 	r, reply = classicAt(t, s[2].Addr(), rcpt)
@@ -384,11 +388,13 @@ func testOfflineClassic(t *testing.T, c *cluster) {
 		r, reply := classicAt(t, s[i%2].Addr(), crcpt)
 		i++
 		got = append(got, offlineBodies(t, reply)...)
+		r.ping()
 		r.close()
 		return len(got) > 0
 	})
 	r, reply = classicAt(t, s[1].Addr(), crcpt)
 	got = append(got, offlineBodies(t, reply)...)
+	r.ping()
 	r.close()
 	if !slices.Equal(got, []string{"classic to offline"}) {
 		t.Fatalf("classic offline delivery over logins: %q", got)

@@ -193,6 +193,11 @@ func newClassicSink(r *raw) *classicSink {
 // testRedisRestart restarts Redis (losing every key and subscription) in the
 // middle of traffic: servers must get ready again by themselves, and every
 // acknowledged message must reach its recipient by its next login.
+//
+// Known failure (server bug, see the e2e report): a classic session that
+// misses seq N because its publish failed during the outage and then gets
+// N+1 live has its delivered cursor (a high-water mark, server/cursors.go)
+// raised past N, so N never comes in offlinemsg: the classic part fails.
 func testRedisRestart(t *testing.T, c *cluster) {
 	s := c.servers
 	var loops []*sendLoop
