@@ -39,7 +39,7 @@ type route struct {
 	a, b func(c *cluster) string
 }
 
-func srv(i int) func(*cluster) string   { return func(c *cluster) string { return c.servers[i].Addr() } }
+func srv(i int) func(*cluster) string { return func(c *cluster) string { return c.servers[i].Addr() } }
 func viaNginx() func(*cluster) string { return func(c *cluster) string { return c.nginx.StreamAddr() } }
 
 // routes pairs servers so that every pair of servers, and nginx, carries
