@@ -54,10 +54,12 @@ func TestClassicWireBytes(t *testing.T) {
 	b.sendf(`{"msgid":9,"id":%d,"groupid":%d}`, bid, gid)
 	b.ping()
 	b.sendf(`{"msgid":3,"id":%d}`, bid)
+	b.ping() // the logout is done: what follows is offline for bob
 	// Spoofed sender fields are overwritten with the session's user.
 	a.sendf(`{"msgid":6,"id":999,"name":"mallory","to":%d,"msg":"hello \"bob\" <&>","time":"2024-01-02 03:04:05"}`, bid)
 	a.sendf(`{"msgid":10,"id":999,"name":"mallory","groupid":%d,"msg":"group hi","time":"2024-01-02 03:04:06"}`, gid)
 	a.ping()
+	ts.waitAccepted(t, 2)
 
 	b.sendf(`{"msgid":1,"id":%d,"password":"pb"}`, bid)
 	got := b.line()

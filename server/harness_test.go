@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"clusterchat/inmem"
+	"clusterchat/internal/testenv"
 	"clusterchat/server"
 	"clusterchat/sqlite"
 )
@@ -108,6 +109,16 @@ func startServer(tb testing.TB, edit func(*server.Config)) *testServer {
 func (ts *testServer) metric(tb testing.TB, name string) float64 {
 	tb.Helper()
 	return scrapeMetric(tb, ts.http, name)
+}
+
+// waitAccepted waits until the server has committed n chat messages in
+// all: a classic sender gets no acknowledgement, so a test that needs its
+// messages stored (to find them offline) waits for this instead.
+func (ts *testServer) waitAccepted(tb testing.TB, n int) {
+	tb.Helper()
+	testenv.WaitFor(tb, readTimeout, fmt.Sprintf("%d messages committed", n), func() bool {
+		return ts.metric(tb, "chat_messages_accepted_total") >= float64(n)
+	})
 }
 
 var metricLine = regexp.MustCompile(`(?m)^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$`)
@@ -269,7 +280,7 @@ func (c *client) expectClosed() string {
 	_, err := io.Copy(&got, c.br)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		c.tb.Fatalf("connection still open after %v (got %q)", closeTimeout, got.String())
+		c.tb.Fatalf("connection still open after %v (got %d bytes, starting %.200q)", closeTimeout, got.Len(), got.String())
 	}
 	return got.String()
 }
