@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -196,6 +197,31 @@ func errPresenceClosed() error {
 	return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "redis presence closed")
 }
 
+// retry runs f again once when it failed on the connection rather than
+// with a Redis error: after Redis restarts, the first command on the pooled
+// connection finds it dead, and the second goes out on a new one. Every
+// script here is idempotent, so running one twice is safe.
+func retry[T any](f func() (T, error)) (T, error) {
+	v, err := f()
+	if err == nil {
+		return v, nil
+	}
+	if _, isRedis := rueidis.IsRedisErr(err); isRedis || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return v, err
+	}
+	return f()
+}
+
+// Ready reports whether Redis answers (for /readyz).
+func (p *Presence) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
+	defer cancel()
+	if _, err := retry(func() (string, error) { return p.c.Do(ctx, p.c.B().Ping().Build()).ToString() }); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
 func unavailable(op string, err error) error {
 	return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "redis presence: %s: %v", op, err)
 }
@@ -211,8 +237,10 @@ func (p *Presence) Acquire(ctx context.Context, uid int64, sid string, max int) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
 	defer cancel()
-	n, err := acquireScript.Exec(ctx, p.c, []string{p.key(uid)},
-		[]string{p.member(sid), strconv.Itoa(max), p.ttl()}).AsInt64()
+	n, err := retry(func() (int64, error) {
+		return acquireScript.Exec(ctx, p.c, []string{p.key(uid)},
+			[]string{p.member(sid), strconv.Itoa(max), p.ttl()}).AsInt64()
+	})
 	if err != nil {
 		return false, unavailable("acquire", err)
 	}
@@ -256,7 +284,9 @@ func (p *Presence) Release(ctx context.Context, uid int64, sid string) (bool, er
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
 	defer cancel()
-	n, err := releaseScript.Exec(ctx, p.c, []string{p.key(uid)}, []string{p.member(sid)}).AsInt64()
+	n, err := retry(func() (int64, error) {
+		return releaseScript.Exec(ctx, p.c, []string{p.key(uid)}, []string{p.member(sid)}).AsInt64()
+	})
 	if err != nil {
 		return false, unavailable("release", err)
 	}
@@ -279,7 +309,7 @@ func (p *Presence) Online(ctx context.Context, uids []int64) (map[int64]bool, er
 		for _, uid := range batch {
 			keys = append(keys, p.key(uid))
 		}
-		counts, err := onlineScript.Exec(ctx, p.c, keys, nil).AsIntSlice()
+		counts, err := retry(func() ([]int64, error) { return onlineScript.Exec(ctx, p.c, keys, nil).AsIntSlice() })
 		if err != nil {
 			return nil, unavailable("online", err)
 		}

@@ -75,7 +75,7 @@ func (s *Server) committed(j *job) {
 	if !m.Dup {
 		// Before the ack: a sender that logs in again right after it must
 		// not count its own message as unread.
-		s.cursors.read(m.From, m.Conv, m.Seq)
+		s.cursors.markRead(m.From, m.Conv, m.Seq)
 	}
 	if j.sess != nil && j.sess.native {
 		j.sess.c.send(outItem{b: appendNL(proto.AppendChatAck(make([]byte, 0, 160), j.req, j.rid, m))})
@@ -93,24 +93,24 @@ func (s *Server) committed(j *job) {
 	}
 	e.classic = appendNL(proto.AppendClassicChat(make([]byte, 0, 96+len(m.Body)), m))
 	e.native = appendNL(proto.AppendNativeChat(make([]byte, 0, 160+len(m.Body)), m))
-	var channel string
 	if m.IsGroup() {
-		channel = groupChannel(m.GroupID)
-	} else {
-		channel = userChannel(m.To)
-		// The sender's other sessions on this server see their own message
-		// at once; those on other servers fill the seq gap from the store.
-		for _, other := range s.hub.localSessions(m.From) {
-			other.deliver(e)
-		}
+		s.publish(groupChannel(m.GroupID), e)
+		return
 	}
-	s.publish(channel, e)
+	// The sender's other sessions on this server see their own message at
+	// once, through the worker of the sender's channel so it stays in order
+	// with what the broker delivers there; sessions on other servers fill
+	// the seq gap from the store.
+	s.toWorker(userChannel(m.From), pubJob{local: e})
+	s.publish(userChannel(m.To), e)
 }
 
-// pubJob is one envelope for the publisher workers.
+// pubJob is one envelope for the publisher workers: a payload to publish on
+// channel, or an envelope for this server's sessions of a user (local).
 type pubJob struct {
 	channel string
 	payload []byte
+	local   *envelope
 }
 
 var pubSeed = maphash.MakeSeed()
@@ -120,13 +120,23 @@ var pubSeed = maphash.MakeSeed()
 // must not serialize the whole server).
 func (s *Server) publish(channel string, e *envelope) {
 	payload := e.marshal(make([]byte, 0, 32+len(e.classic)+len(e.native)+len(channel)))
+	s.toWorker(channel, pubJob{channel: channel, payload: payload})
+}
+
+func (s *Server) toWorker(channel string, j pubJob) {
 	w := maphash.String(pubSeed, channel) % uint64(len(s.pubs))
-	s.pubs[w] <- pubJob{channel: channel, payload: payload}
+	s.pubs[w] <- j
 }
 
 func (s *Server) runPublisher(in <-chan pubJob) {
 	defer s.pubWG.Done()
 	for j := range in {
+		if j.local != nil {
+			for _, sess := range s.hub.localSessions(j.local.from) {
+				sess.deliver(j.local)
+			}
+			continue
+		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := s.Broker.Publish(ctx, j.channel, j.payload)

@@ -163,7 +163,7 @@ func (c *conn) flush() {
 		delivered := 0
 		for i := range batch {
 			if batch[i].conv != "" {
-				c.srv.cursors.delivered(batch[i].user, batch[i].conv, batch[i].seq)
+				c.srv.cursors.markDelivered(batch[i].user, batch[i].conv, batch[i].seq)
 				delivered++
 			}
 			batch[i] = outItem{}

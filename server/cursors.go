@@ -8,102 +8,108 @@ import (
 	"clusterchat"
 )
 
-// cursors coalesces delivered-cursor moves in memory and writes them to the
-// store in one call per interval: a cursor moves on every message written to
-// a socket, and one store write per delivery would double the store's load.
-// If the server dies before a flush, those messages count as undelivered and
+// cursors coalesces cursor moves in memory and writes them to the store in
+// one call per interval: a delivered cursor moves on every message written
+// to a socket, and one store write per delivery would double the store's
+// load. A user's moves are also saved when one of their sessions ends. If
+// the server dies before a save, those messages count as undelivered and
 // come again at the user's next classic login: never lost, at worst repeated.
 type cursors struct {
-	flushMu sync.Mutex // one flush at a time: a flush that returns has saved every move made before it began
-	mu      sync.Mutex
-	moves   map[cursorKey]int64 // delivered
-	reads   map[cursorKey]int64 // read: a sender has read its conversation up to its own message
-}
-
-type cursorKey struct {
-	user int64
-	conv string
+	mu        sync.Mutex
+	delivered map[int64]map[string]int64 // user -> conv -> seq
+	read      map[int64]map[string]int64 // a sender has read its conversation up to its own message
 }
 
 func newCursors() *cursors {
-	return &cursors{moves: make(map[cursorKey]int64), reads: make(map[cursorKey]int64)}
+	return &cursors{delivered: make(map[int64]map[string]int64), read: make(map[int64]map[string]int64)}
 }
 
-func (c *cursors) delivered(user int64, conv string, seq int64) {
-	k := cursorKey{user, conv}
-	c.mu.Lock()
-	if seq > c.moves[k] {
-		c.moves[k] = seq
+func raise(m map[int64]map[string]int64, user int64, conv string, seq int64) {
+	convs := m[user]
+	if convs == nil {
+		convs = make(map[string]int64)
+		m[user] = convs
 	}
+	if seq > convs[conv] {
+		convs[conv] = seq
+	}
+}
+
+func (c *cursors) markDelivered(user int64, conv string, seq int64) {
+	c.mu.Lock()
+	raise(c.delivered, user, conv, seq)
 	c.mu.Unlock()
 }
 
-func (c *cursors) read(user int64, conv string, seq int64) {
-	k := cursorKey{user, conv}
+func (c *cursors) markRead(user int64, conv string, seq int64) {
 	c.mu.Lock()
-	if seq > c.reads[k] {
-		c.reads[k] = seq
-	}
+	raise(c.read, user, conv, seq)
 	c.mu.Unlock()
 }
 
-func (c *cursors) take(m map[cursorKey]int64) []clusterchat.Cursor {
+// take removes and returns the moves of one user (user != 0) or of all.
+func (c *cursors) take(m map[int64]map[string]int64, user int64) []clusterchat.Cursor {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(m) == 0 {
-		return nil
+	var out []clusterchat.Cursor
+	add := func(u int64, convs map[string]int64) {
+		for conv, seq := range convs {
+			out = append(out, clusterchat.Cursor{User: u, Conv: conv, Seq: seq})
+		}
 	}
-	out := make([]clusterchat.Cursor, 0, len(m))
-	for k, seq := range m {
-		out = append(out, clusterchat.Cursor{User: k.user, Conv: k.conv, Seq: seq})
+	if user != 0 {
+		add(user, m[user])
+		delete(m, user)
+		return out
+	}
+	for u, convs := range m {
+		add(u, convs)
 	}
 	clear(m)
 	return out
 }
 
 // putBack re-queues moves a failed store call did not save.
-func (c *cursors) putBack(m map[cursorKey]int64, moves []clusterchat.Cursor) {
+func (c *cursors) putBack(m map[int64]map[string]int64, moves []clusterchat.Cursor) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, mv := range moves {
-		k := cursorKey{mv.User, mv.Conv}
-		if mv.Seq > m[k] {
-			m[k] = mv.Seq
-		}
+		raise(m, mv.User, mv.Conv, mv.Seq)
 	}
 }
 
-// run flushes every interval until ctx ends, then once more.
+// runCursors saves cursor moves every interval until ctx ends, then once more.
 func (s *Server) runCursors(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			s.flushCursors()
+			s.saveCursors(context.Background(), 0)
 			return
 		case <-t.C:
-			s.flushCursors()
+			s.saveCursors(context.Background(), 0)
 		}
 	}
 }
 
-func (s *Server) flushCursors() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// flushUserCursors saves one user's pending moves.
+func (s *Server) flushUserCursors(ctx context.Context, user int64) { s.saveCursors(ctx, user) }
+
+func (s *Server) saveCursors(ctx context.Context, user int64) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c := s.cursors
-	c.flushMu.Lock()
-	defer c.flushMu.Unlock()
-	if moves := c.take(c.moves); len(moves) > 0 {
+	if moves := c.take(c.delivered, user); len(moves) > 0 {
 		if err := s.Store.MarkDelivered(ctx, moves); err != nil {
 			s.log.Warn("saving delivered cursors failed; will retry", "n", len(moves), "err", err)
-			c.putBack(c.moves, moves)
+			c.putBack(c.delivered, moves)
 		}
 	}
-	if reads := c.take(c.reads); len(reads) > 0 {
+	if reads := c.take(c.read, user); len(reads) > 0 {
 		if err := s.Store.MarkRead(ctx, reads); err != nil {
 			s.log.Warn("saving read cursors failed; will retry", "n", len(reads), "err", err)
-			c.putBack(c.reads, reads)
+			c.putBack(c.read, reads)
 		}
 	}
 }

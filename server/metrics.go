@@ -22,6 +22,7 @@ type metrics struct {
 	delivered     prometheus.Counter
 	errors        *prometheus.CounterVec
 	slowConsumers prometheus.Counter
+	gapFills      prometheus.Counter
 	publish       prometheus.Histogram
 	storeAppend   prometheus.Histogram
 	batchSize     prometheus.Histogram
@@ -40,6 +41,7 @@ func newMetrics(node string) *metrics {
 		delivered:     prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_messages_delivered_total", Help: "Chat messages written to client sockets."}),
 		errors:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chat_errors_total", Help: "Error replies by errno."}, []string{"errno"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_slow_consumer_disconnects_total", Help: "Connections closed because their outbound queue was full."}),
+		gapFills:      prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_gap_fills_total", Help: "Classic-session delivery gaps (messages the broker dropped) filled from the store."}),
 		publish:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_broker_publish_seconds", Help: "Broker publish latency.", Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 12)}),
 		storeAppend:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_store_append_seconds", Help: "Store append (one batch, one commit) latency.", Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 12)}),
 		batchSize:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_store_append_batch_size", Help: "Messages per store commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
@@ -52,6 +54,7 @@ func newMetrics(node string) *metrics {
 	f(m.delivered)
 	f(m.errors)
 	f(m.slowConsumers)
+	f(m.gapFills)
 	f(m.publish)
 	f(m.storeAppend)
 	f(m.batchSize)

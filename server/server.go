@@ -255,6 +255,14 @@ func (s *Server) httpHandler() http.Handler {
 		} else {
 			report += "broker: ok\n"
 		}
+		if r, ok := s.Presence.(readier); ok {
+			if err := r.Ready(ctx); err != nil {
+				status = http.StatusServiceUnavailable
+				report += "presence: " + err.Error() + "\n"
+			} else {
+				report += "presence: ok\n"
+			}
+		}
 		w.WriteHeader(status)
 		w.Write([]byte(report))
 	})
@@ -266,6 +274,12 @@ func (s *Server) httpHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// readier is the optional capability of a Presence that depends on a
+// connection (redis) to report it for /readyz.
+type readier interface {
+	Ready(ctx context.Context) error
 }
 
 func (s *Server) newSID() string {

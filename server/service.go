@@ -214,7 +214,7 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 	}
 	s.users.m.Store(u.ID, u.Name)
 
-	sess := &session{c: c, uid: u.ID, name: u.Name, sid: s.newSID(), native: native, loggingIn: true}
+	sess := &session{srv: s, c: c, uid: u.ID, name: u.Name, sid: s.newSID(), native: native, holding: true}
 	first, err := s.Presence.Acquire(ctx, u.ID, sess.sid, s.cfg.MaxSessions)
 	if err != nil {
 		s.metrics.logins.WithLabelValues("refused").Inc()
@@ -230,26 +230,18 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 		return err
 	}
 	c.sess = sess
-	reply, covered, err := s.loginReply(ctx, sess, q.RID, token)
+	reply, err := s.loginReply(ctx, sess, q.RID, token)
 	if err != nil {
 		c.sess = nil
 		s.endSession(sess)
 		return err
 	}
 	c.sendDirect(reply)
-	sess.loggedIn(covered)
+	sess.replied = true
+	sess.drain()
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.metrics.sessions.Inc()
 	s.log.Info("login", "user", u.ID, "session", sess.sid, "native", native)
-	if len(covered) > 0 {
-		moves := make([]clusterchat.Cursor, 0, len(covered))
-		for conv, seq := range covered {
-			moves = append(moves, clusterchat.Cursor{User: u.ID, Conv: conv, Seq: seq})
-		}
-		if err := s.Store.MarkDelivered(ctx, moves); err != nil {
-			s.log.Warn("saving delivered cursors after login", "user", u.ID, "err", err)
-		}
-	}
 	if first {
 		s.announcePresence(ctx, u.ID, "online")
 	}
@@ -258,23 +250,23 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 
 // loginReply builds the login acknowledgement for sess, joining its groups
 // on this server on the way.
-func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token string) ([]byte, map[string]int64, error) {
+func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token string) ([]byte, error) {
 	uid := sess.uid
 	// Cursor moves still buffered in memory (messages just written to the
 	// user's other or previous sessions, its own messages) must count here,
 	// or they come back as offlinemsg and unread counts.
-	s.flushCursors()
+	s.flushUserCursors(ctx, uid)
 	friends, err := s.Store.Friends(ctx, uid)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	groups, err := s.Store.UserGroups(ctx, uid)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, g := range groups {
 		if err := s.hubJoin(ctx, sess, g.ID); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	ids := make([]int64, 0, len(friends))
@@ -288,7 +280,7 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	}
 	online, err := s.Presence.Online(ctx, ids)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	state := func(id int64) string {
 		if online[id] {
@@ -299,7 +291,7 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	if sess.native {
 		convs, err := s.Store.Convs(ctx, uid)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		r := nativeLogin{MsgID: proto.LoginAck, RID: rid, ID: uid, Name: sess.name, Token: token,
 			Friends: []nativeUser{}, Groups: []nativeGroup{}, Convs: []nativeConv{}}
@@ -316,8 +308,7 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 		for _, cv := range convs {
 			r.Convs = append(r.Convs, nativeConv{Conv: cv.Conv, Last: cv.LastSeq, Read: cv.Read, Unread: max(cv.LastSeq-cv.Read, 0)})
 		}
-		b, err := json.Marshal(&r)
-		return b, nil, err
+		return json.Marshal(&r)
 	}
 
 	// Classic: nested values as JSON strings, keys sorted, compact, and the
@@ -341,21 +332,44 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 		}
 		reply["groups"] = list
 	}
+	// What the session has accounted for starts at the stored delivered
+	// cursors, then covers what offlinemsg carries.
+	convs, err := s.Store.Convs(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	written := make(map[string]int64, len(convs))
+	for _, cv := range convs {
+		written[cv.Conv] = cv.Delivered
+	}
 	offline, err := s.Store.Undelivered(ctx, uid, maxOffline)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	covered := make(map[string]int64)
 	if len(offline) > 0 {
 		list := make([]string, 0, len(offline))
+		covered := make(map[string]int64)
 		for _, m := range offline {
 			list = append(list, string(proto.AppendClassicChat(nil, m)))
 			covered[m.Conv] = max(covered[m.Conv], m.Seq)
 		}
 		reply["offlinemsg"] = list
+		// Saved before the reply is written, as the classic server deleted
+		// offline messages before sending them: a login elsewhere right
+		// after this one must not get them again.
+		moves := make([]clusterchat.Cursor, 0, len(covered))
+		for conv, seq := range covered {
+			moves = append(moves, clusterchat.Cursor{User: uid, Conv: conv, Seq: seq})
+			written[conv] = max(written[conv], seq)
+		}
+		if err := s.Store.MarkDelivered(ctx, moves); err != nil {
+			return nil, err
+		}
 	}
-	b, err := json.Marshal(reply)
-	return b, covered, err
+	sess.mu.Lock()
+	sess.written = written
+	sess.mu.Unlock()
+	return json.Marshal(reply)
 }
 
 type nativeUser struct {
@@ -406,14 +420,16 @@ func (s *Server) endSession(sess *session) {
 	defer cancel()
 	s.hubRemove(ctx, sess)
 	sess.mu.Lock()
-	wasLoggingIn := sess.loggingIn
 	sess.held = nil
 	sess.mu.Unlock()
+	// Save this user's delivered cursors now, not within the next second:
+	// a login elsewhere right after must not get the same messages again.
+	s.flushUserCursors(ctx, sess.uid)
 	last, err := s.Presence.Release(ctx, sess.uid, sess.sid)
 	if err != nil {
 		s.log.Warn("presence release failed; the entry will expire", "user", sess.uid, "err", err)
 	}
-	if !wasLoggingIn {
+	if sess.replied {
 		s.metrics.sessions.Dec()
 		s.log.Info("session ended", "user", sess.uid, "session", sess.sid)
 	}
@@ -708,7 +724,7 @@ func (s *Server) fetch(ctx context.Context, sess *session, q *proto.Request) err
 	extra = append(extra, ']')
 	sess.c.sendDirect(proto.AppendOK(nil, q.MsgID, q.RID, extra))
 	if q.MsgID == proto.Sync && len(msgs) > 0 {
-		s.cursors.delivered(sess.uid, conv, msgs[len(msgs)-1].Seq)
+		s.cursors.markDelivered(sess.uid, conv, msgs[len(msgs)-1].Seq)
 	}
 	return nil
 }
