@@ -243,6 +243,10 @@ func TestMsgIDs(t *testing.T) {
 		c.call(3, `{"msgid":3}`)
 		c.sendf(`{"msgid":18,"rid":77}`)
 		c.expect(11, "req", 18, "errno", 8)
+		// The token from the login resumes the session without the password.
+		rid = c.req(`{"msgid":1,"proto":2,"token":%q}`, rep.str("token"))
+		c.expect(2, "rid", rid, "errno", 0, "id", id, "name", "dave")
+		c.ping()
 	})
 }
 
