@@ -54,9 +54,9 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 	var err error
 	switch q.MsgID {
 	case proto.Register:
-		err = s.register(ctx, c, q)
+		onFreshStack(func() { err = s.register(ctx, c, q) })
 	case proto.Login:
-		err = s.login(ctx, c, q)
+		onFreshStack(func() { err = s.login(ctx, c, q) })
 	case proto.OneChat, proto.GroupChat, proto.Logout, proto.AddFriend, proto.CreateGroup,
 		proto.AddGroup, proto.Sync, proto.History, proto.Read, proto.Ping:
 		if c.sess == nil {
@@ -93,6 +93,19 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 	if err != nil {
 		s.replyConnErr(c, q.MsgID, q.RID, err)
 	}
+}
+
+// onFreshStack runs f on a short-lived goroutine and waits for it. Logins go
+// deep (database driver, bcrypt, JSON of the whole reply); run on the read
+// loop they would grow its stack for good, and an idle connection's cost is
+// mostly that stack. Done on the side, the read loop keeps a small one.
+func onFreshStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 // replyConnErr answers a failed request on the read loop.
