@@ -1,0 +1,240 @@
+package pebble
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"clusterchat"
+)
+
+// Key layout. Every key starts with a one-byte prefix naming its "table";
+// integers are 8-byte big-endian so that a scan of a prefix returns them in
+// ascending order (ids are positive). Strings at the end of a key are raw
+// (nothing follows them); a conversation name inside a message key is
+// length-prefixed so that no conversation's keys can fall inside another's
+// range, whatever bytes the name holds.
+//
+//	a<name>                     meta: "msgid" -> last message id (be64)
+//	c<sender><cmid>             cmid index -> the message's key
+//	e<gid><uid>                 group member -> role
+//	f<uid><friend>              friendship, one row per direction -> ""
+//	g<gid>                      group -> name, desc, creator
+//	h<name>                     group name index -> gid
+//	i<uid><gid>                 a user's groups -> ""
+//	k<uid><conv>                cursors: the user's conversations -> delivered, read (be64 each)
+//	m<len(conv)><conv><seq>     message -> encodeMsg
+//	n<name>                     user name index -> uid
+//	t<hash>                     session token -> uid, expires (unix ms), be64 each
+//	u<uid>                      user -> name, pass hash
+const (
+	pMeta      = 'a'
+	pCMID      = 'c'
+	pMember    = 'e'
+	pFriend    = 'f'
+	pGroup     = 'g'
+	pGroupName = 'h'
+	pUserGroup = 'i'
+	pCursor    = 'k'
+	pMsg       = 'm'
+	pUserName  = 'n'
+	pToken     = 't'
+	pUser      = 'u'
+)
+
+// metaMsgID holds the last message id, written by every Append that stores
+// a message: messages are keyed by conversation, so nothing else would give
+// the highest id at Open without a full scan.
+var metaMsgID = []byte{pMeta, 'm', 's', 'g', 'i', 'd'}
+
+// msgVersion is the first byte of every encoded message, so that the format
+// can change without a migration of old rows.
+const msgVersion = 1
+
+func appendInt(b []byte, v int64) []byte { return binary.BigEndian.AppendUint64(b, uint64(v)) }
+
+func getInt(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
+
+// key1 builds prefix + be64(a).
+func key1(buf []byte, p byte, a int64) []byte { return appendInt(append(buf[:0], p), a) }
+
+// key2 builds prefix + be64(a) + be64(b).
+func key2(buf []byte, p byte, a, b int64) []byte { return appendInt(key1(buf, p, a), b) }
+
+// keyStr builds prefix + s.
+func keyStr(buf []byte, p byte, s string) []byte { return append(append(buf[:0], p), s...) }
+
+// keyIntStr builds prefix + be64(a) + s.
+func keyIntStr(buf []byte, p byte, a int64, s string) []byte { return append(key1(buf, p, a), s...) }
+
+// msgPrefix is the prefix of every message key of conv.
+func msgPrefix(buf []byte, conv string) []byte {
+	buf = binary.AppendUvarint(append(buf[:0], pMsg), uint64(len(conv)))
+	return append(buf, conv...)
+}
+
+// msgKey is the key of message seq of conv.
+func msgKey(buf []byte, conv string, seq int64) []byte { return appendInt(msgPrefix(buf, conv), seq) }
+
+// parseMsgKey splits a message key into its conversation and seq.
+func parseMsgKey(k []byte) (conv string, seq int64, err error) {
+	if len(k) < 1+1+8 || k[0] != pMsg {
+		return "", 0, errCorrupt
+	}
+	n, w := binary.Uvarint(k[1:])
+	if w <= 0 || uint64(len(k)) != 1+uint64(w)+n+8 {
+		return "", 0, errCorrupt
+	}
+	return string(k[1+w : len(k)-8]), getInt(k[len(k)-8:]), nil
+}
+
+// prefixEnd returns the smallest key above every key that starts with p
+// (nil: no such key, p is all 0xff).
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// errCorrupt reports a row this package cannot have written.
+var errCorrupt = errors.New("pebble: corrupt row")
+
+func appendStr(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// reader decodes the values written with appendStr and binary varints; the
+// first malformed field sets err and every later read returns zero.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errCorrupt
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errCorrupt
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errCorrupt
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str() string { return string(r.bytes()) }
+
+// encodeUser is the value of a u row.
+func encodeUser(b []byte, name, passHash string) []byte {
+	return appendStr(appendStr(b, name), passHash)
+}
+
+func decodeUser(v []byte, u *clusterchat.User) error {
+	r := reader{b: v}
+	u.Name, u.PassHash = r.str(), r.str()
+	return r.err
+}
+
+// encodeGroup is the value of a g row.
+func encodeGroup(b []byte, name, desc string, creator int64) []byte {
+	return binary.AppendVarint(appendStr(appendStr(b, name), desc), creator)
+}
+
+func decodeGroup(v []byte, g *clusterchat.Group) error {
+	r := reader{b: v}
+	g.Name, g.Desc = r.str(), r.str()
+	r.varint() // creator: kept for the record, the members rows carry the role
+	return r.err
+}
+
+// encodeMsg is the value of an m row: everything but Conv and Seq (they are
+// in the key) and Dup (the caller's flag). Integers are varints and strings
+// length-prefixed: a typical chat message takes some 20 bytes beyond its
+// text.
+func encodeMsg(b []byte, m *clusterchat.Message, ms int64) []byte {
+	b = append(b, msgVersion)
+	b = binary.AppendUvarint(b, uint64(m.ID))
+	b = binary.AppendVarint(b, m.From)
+	b = binary.AppendVarint(b, m.To)
+	b = binary.AppendVarint(b, m.GroupID)
+	b = binary.AppendVarint(b, ms)
+	b = appendStr(b, m.FromName)
+	b = appendStr(b, m.Body)
+	b = appendStr(b, m.CTime)
+	return appendStr(b, m.CMID)
+}
+
+// decodeMsg fills m from the value of an m row (Conv and Seq are the
+// caller's, from the key). The four strings share one allocation.
+func decodeMsg(v []byte, m *clusterchat.Message) error {
+	if len(v) == 0 || v[0] != msgVersion {
+		return errCorrupt
+	}
+	r := reader{b: v[1:]}
+	m.ID = int64(r.uvarint())
+	m.From, m.To, m.GroupID = r.varint(), r.varint(), r.varint()
+	ms := r.varint()
+	if r.err != nil {
+		return r.err
+	}
+	all := string(r.b)
+	field := func() string {
+		n := r.uvarint()
+		if r.err != nil || n > uint64(len(r.b)) {
+			r.err = errCorrupt
+			return ""
+		}
+		w := len(all) - len(r.b) // after the length
+		r.b = r.b[n:]
+		return all[w : w+int(n)]
+	}
+	m.FromName, m.Body, m.CTime, m.CMID = field(), field(), field(), field()
+	m.Time = time.UnixMilli(ms)
+	m.Dup = false
+	return r.err
+}
+
+// cursorVal is the value of a k row.
+func cursorVal(b []byte, delivered, read int64) []byte {
+	return appendInt(appendInt(b[:0], delivered), read)
+}
+
+func parseCursor(v []byte) (delivered, read int64, err error) {
+	if len(v) != 16 {
+		return 0, 0, errCorrupt
+	}
+	return getInt(v), getInt(v[8:]), nil
+}
