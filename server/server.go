@@ -31,6 +31,7 @@ type Server struct {
 	hub     *hub
 	cursors *cursors
 	users   userCache
+	tokens  tokenCache
 	members sync.Map // [2]int64{group, user} -> struct{}: known memberships (they only grow)
 
 	ln      net.Listener

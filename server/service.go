@@ -171,6 +171,46 @@ func (s *Server) register(ctx context.Context, c *conn, q *proto.Request) error 
 	return nil
 }
 
+// tokenCache remembers recently used session tokens (by hash), so a storm of
+// reconnects costs no store read each. Tokens are never revoked before they
+// expire, so a cached entry is right until its expiry; the cache is bounded
+// and forgets arbitrary entries when full.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]tokenEntry
+}
+
+type tokenEntry struct {
+	uid     int64
+	expires time.Time
+}
+
+const tokenCacheMax = 1 << 16
+
+func (s *Server) tokenUser(ctx context.Context, token string) (int64, error) {
+	h := hashToken(token)
+	c := &s.tokens
+	c.mu.Lock()
+	e, ok := c.m[h]
+	c.mu.Unlock()
+	if ok && time.Now().Before(e.expires) {
+		return e.uid, nil
+	}
+	uid, err := s.Store.TokenUser(ctx, h)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= tokenCacheMax {
+		c.m = make(map[string]tokenEntry)
+	}
+	// The store knows the real expiry; a minute is enough to absorb a storm
+	// and short enough not to outlive it by much.
+	c.m[h] = tokenEntry{uid: uid, expires: time.Now().Add(time.Minute)}
+	c.mu.Unlock()
+	return uid, nil
+}
+
 func hashToken(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:])
@@ -189,7 +229,7 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 	)
 	badLogin := clusterchat.Errorf(clusterchat.EAUTH, "id or password is invalid!")
 	if token != "" {
-		uid, err := s.Store.TokenUser(ctx, hashToken(token))
+		uid, err := s.tokenUser(ctx, token)
 		if err != nil {
 			s.metrics.logins.WithLabelValues("fail").Inc()
 			if clusterchat.ErrorCode(err) == clusterchat.EAUTH {
@@ -197,9 +237,11 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 			}
 			return err
 		}
-		if u, err = s.Store.User(ctx, uid); err != nil {
+		name, err := s.userName(ctx, uid)
+		if err != nil {
 			return err
 		}
+		u = &clusterchat.User{ID: uid, Name: name}
 	} else {
 		if q.ID <= 0 {
 			s.metrics.logins.WithLabelValues("fail").Inc()
