@@ -219,18 +219,30 @@ func newNLWorld(t *testing.T, c *cluster, regAddr, entry string, cfg nlConfig) *
 			t.Fatalf("warm-up message into %s: %v", conv, err)
 		}
 	}
-	testenv.WaitFor(t, readTimeout, "every device has the warm-up message of each of its conversations", func() bool {
+	missing := func() []string {
+		var out []string
 		for ui, devs := range w.devices {
-			for _, d := range devs {
+			for di, d := range devs {
 				for _, conv := range w.convsOf[ui] {
 					if len(d.messages(conv)) == 0 {
-						return false
+						out = append(out, fmt.Sprintf("user %d (index %d) device %d: %s", d.u.id, ui, di, conv))
 					}
 				}
 			}
 		}
-		return true
-	})
+		return out
+	}
+	deadline := time.Now().Add(readTimeout)
+	for delay := time.Millisecond; len(missing()) > 0; delay = min(2*delay, 100*time.Millisecond) {
+		if time.Now().After(deadline) {
+			// protocol.md: every device receives every message of its
+			// conversations live, the user's own ones from other devices
+			// included; nothing here was cut or killed.
+			t.Fatalf("after %v with no fault, devices that never received the warm-up message of their conversation live:\n%s",
+				readTimeout, strings.Join(missing(), "\n"))
+		}
+		time.Sleep(delay)
+	}
 	return w
 }
 
