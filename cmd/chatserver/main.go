@@ -19,6 +19,7 @@ import (
 
 	"clusterchat"
 	"clusterchat/inmem"
+	"clusterchat/pebble"
 	"clusterchat/server"
 	"clusterchat/sqlite"
 )
@@ -59,7 +60,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs.StringVar(&o.addr, "addr", env("CHAT_ADDR", "127.0.0.1:6000"), "TCP listen address (env CHAT_ADDR)")
 	fs.StringVar(&o.http, "http", env("CHAT_HTTP", "127.0.0.1:8080"), "HTTP listen address for /healthz /readyz /metrics, empty to disable (env CHAT_HTTP)")
-	fs.StringVar(&o.store, "store", env("CHAT_STORE", "sqlite:clusterchat.db"), "store: sqlite:PATH or postgres://... (env CHAT_STORE)")
+	fs.StringVar(&o.store, "store", env("CHAT_STORE", "sqlite:clusterchat.db"), "store: sqlite:PATH, pebble:DIR or postgres://... (env CHAT_STORE)")
 	fs.StringVar(&o.broker, "broker", env("CHAT_BROKER", "memory"), "broker: memory or redis://host:port (env CHAT_BROKER)")
 	fs.StringVar(&o.node, "node", env("CHAT_NODE", "node1"), "this server's name in the cluster (env CHAT_NODE)")
 	fs.IntVar(&o.maxSessions, "max-sessions", envInt("CHAT_MAX_SESSIONS", 0), "sessions per account, 0 = unlimited (env CHAT_MAX_SESSIONS)")
@@ -128,10 +129,12 @@ func openStore(ctx context.Context, spec string, logger *slog.Logger) (clusterch
 	switch {
 	case strings.HasPrefix(spec, "sqlite:"):
 		return sqlite.Open(strings.TrimPrefix(spec, "sqlite:"), logger)
+	case strings.HasPrefix(spec, "pebble:"):
+		return pebble.Open(strings.TrimPrefix(spec, "pebble:"), logger)
 	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
 		return openPostgres(ctx, spec, logger)
 	}
-	return nil, fmt.Errorf("-store %q: want sqlite:PATH or postgres://...", spec)
+	return nil, fmt.Errorf("-store %q: want sqlite:PATH, pebble:DIR or postgres://...", spec)
 }
 
 func openBroker(ctx context.Context, spec, node string, h clusterchat.BrokerHandler, logger *slog.Logger) (clusterchat.Broker, clusterchat.Presence, error) {
