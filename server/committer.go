@@ -97,11 +97,13 @@ func (s *Server) committed(j *job) {
 		s.publish(groupChannel(m.GroupID), e)
 		return
 	}
-	// The sender's other sessions on this server see their own message at
-	// once, through the worker of the sender's channel so it stays in order
-	// with what the broker delivers there; sessions on other servers fill
-	// the seq gap from the store.
-	s.toWorker(userChannel(m.From), pubJob{local: e})
+	// The sender's other sessions, on this server and every other one, get
+	// their own message live (docs/protocol.md) through the sender's
+	// channel, in order with everything else on it; the origin session
+	// skips it. Delivering only to local sessions left a device on another
+	// server without it until a later message revealed the gap (never, if
+	// none came).
+	s.publish(userChannel(m.From), e)
 	s.publish(userChannel(m.To), e)
 }
 
