@@ -534,8 +534,12 @@ func (w *nlWorld) run(t *testing.T, label string, p *cutProxy, freshAddr string,
 	t.Logf("%s: traffic and faults took %v; proxy: %d connections, %d cut, %d refused upstream",
 		label, time.Since(start).Round(100*time.Millisecond), p.accepted.Load(), p.cut.Load(), p.dialErrs.Load())
 
+	fetched := time.Now()
 	view := w.fetchStore(t, freshAddr)
+	t.Logf("%s: fresh devices fetched the store in %v", label, time.Since(fetched).Round(100*time.Millisecond))
+	verified := time.Now()
 	n := w.verify(t, view)
+	t.Logf("%s: devices caught up and were checked in %v", label, time.Since(verified).Round(100*time.Millisecond))
 	t.Logf("%s: %v; reconnects=%d", label, n, w.reconnects())
 	if !n.ok() {
 		t.Fatalf("%s: messages lost, duplicated, reordered or wrong: %v", label, n)
@@ -560,9 +564,13 @@ func pause(d time.Duration) { time.Sleep(d) }
 // order, under traffic and random cuts: SIGKILL of n2 and its restart, a
 // Redis restart (SIGKILL, empty data set), a SIGTERM roll of n3.
 func TestNoLossCluster(t *testing.T) {
+	began := time.Now()
 	c := startCluster(t, 3)
+	t.Logf("cluster up in %v", time.Since(began).Round(100*time.Millisecond))
 	p := startCutProxy(t, c.nginx.StreamAddr())
+	began = time.Now()
 	w := newNLWorld(t, c, c.servers[0].Addr(), p.Addr(), nlConfig{users: 12, twoDevices: 4, groups: 4, peers: []int{1, 5}})
+	t.Logf("users, devices, groups and warm-up in %v", time.Since(began).Round(100*time.Millisecond))
 	w.run(t, "cluster", p, p.Addr(), func() {
 		logf := func(format string, args ...any) {
 			t.Logf("fault: "+format+" (accepted so far %d)", append(args, w.acceptedCount())...)
