@@ -575,7 +575,7 @@ func TestNoLossCluster(t *testing.T) {
 		logf := func(format string, args ...any) {
 			t.Logf("fault: "+format+" (accepted so far %d)", append(args, w.acceptedCount())...)
 		}
-		pause(2 * time.Second)
+		pause(3 * time.Second)
 
 		n2 := c.servers[1]
 		n2.Kill(t)
@@ -584,7 +584,7 @@ func TestNoLossCluster(t *testing.T) {
 		n2.Restart(t)
 		waitReady(t, n2, 60*time.Second)
 		logf("n2 restarted and ready")
-		pause(2 * time.Second)
+		pause(3 * time.Second)
 
 		c.redis.Kill(t)
 		logf("SIGKILL redis")
@@ -594,7 +594,7 @@ func TestNoLossCluster(t *testing.T) {
 			waitReady(t, s, 60*time.Second)
 		}
 		logf("redis restarted, every server ready")
-		pause(2 * time.Second)
+		pause(3 * time.Second)
 
 		n3 := c.servers[2]
 		if code := n3.Term(t); code != 0 {
@@ -623,14 +623,14 @@ func TestNoLossSingleNode(t *testing.T) {
 		logf := func(format string, args ...any) {
 			t.Logf("fault: "+format+" (accepted so far %d)", append(args, w.acceptedCount())...)
 		}
-		pause(2 * time.Second)
+		pause(3 * time.Second)
 		s.Kill(t)
 		logf("SIGKILL the node")
 		pause(time.Second)
 		s.Restart(t)
 		waitReady(t, s, 60*time.Second)
 		logf("node restarted on the same SQLite file")
-		pause(2 * time.Second)
+		pause(3 * time.Second)
 		if code := s.Term(t); code != 0 {
 			t.Errorf("node exited with %d after SIGTERM, want 0", code)
 		}
@@ -638,7 +638,7 @@ func TestNoLossSingleNode(t *testing.T) {
 		s.Restart(t)
 		waitReady(t, s, 60*time.Second)
 		logf("node restarted")
-		pause(2 * time.Second)
+		pause(3 * time.Second)
 	})
 	if strings.Contains(s.Log(), "panic") {
 		t.Errorf("the node panicked:\n%s", s.Log())
