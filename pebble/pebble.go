@@ -56,7 +56,8 @@ type Options struct {
 	// MemTableSize is the size of Pebble's memtable, and so of a WAL file
 	// (default 32 MiB).
 	MemTableSize uint64
-	// CacheSize is the block cache (default 64 MiB).
+	// CacheSize is the block cache (default 64 MiB), on top of the
+	// memtables (up to 4 of MemTableSize).
 	CacheSize int64
 }
 
@@ -133,14 +134,18 @@ func OpenOptions(dir string, logger *slog.Logger, o Options) (*Store, error) {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	// Room for memtables being flushed while another fills, so that a
+	// burst does not stall commits behind a flush.
+	const memTables = 4
 	opts := &pdb.Options{
-		FS:           s.fs,
-		Logger:       pebbleLogger{s.logger},
-		CacheSize:    o.CacheSize,
-		MemTableSize: o.MemTableSize,
-		// Room for two memtables being flushed while the third fills, so
-		// that a burst does not stall commits behind a flush.
-		MemTableStopWritesThreshold: 4,
+		FS:     s.fs,
+		Logger: pebbleLogger{s.logger},
+		// Pebble reserves the memory of its memtables in the block cache:
+		// a cache no bigger than the memtables caches nothing (every read
+		// goes to the file), so they are added on top.
+		CacheSize:                   o.CacheSize + int64(o.MemTableSize)*memTables,
+		MemTableSize:                o.MemTableSize,
+		MemTableStopWritesThreshold: memTables,
 		FormatMajorVersion:          pdb.FormatNewest,
 		EventListener: &pdb.EventListener{
 			WriteStallBegin: func(info pdb.WriteStallBeginInfo) {
