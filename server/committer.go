@@ -23,16 +23,20 @@ const maxBatch = 1024
 // runCommitter is the single writer of chat messages: it takes whatever has
 // queued since the last commit and appends it in one store call (group
 // commit), so latency stays at one commit and throughput grows with load.
+// Acknowledging and publishing a committed batch happens on a second
+// goroutine (runCommitted), in batch order, while the next batch commits.
 func (s *Server) runCommitter() {
 	defer s.commitWG.Done()
-	batch := make([]*job, 0, maxBatch)
-	msgs := make([]*clusterchat.Message, 0, maxBatch)
+	done := make(chan []*job, 2)
+	s.commitWG.Add(1)
+	go s.runCommitted(done)
+	defer close(done)
 	for {
 		j, ok := <-s.commits
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], j)
+		batch := append(make([]*job, 0, 64), j)
 	more:
 		for len(batch) < maxBatch {
 			select {
@@ -45,9 +49,9 @@ func (s *Server) runCommitter() {
 				break more
 			}
 		}
-		msgs = msgs[:0]
-		for _, j := range batch {
-			msgs = append(msgs, j.m)
+		msgs := make([]*clusterchat.Message, len(batch))
+		for i, j := range batch {
+			msgs[i] = j.m
 		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -62,10 +66,17 @@ func (s *Server) runCommitter() {
 			}
 			continue
 		}
+		done <- batch
+	}
+}
+
+// runCommitted acknowledges and publishes committed batches in order.
+func (s *Server) runCommitted(done <-chan []*job) {
+	defer s.commitWG.Done()
+	for batch := range done {
 		for _, j := range batch {
 			s.committed(j)
 		}
-		clear(batch)
 	}
 }
 
