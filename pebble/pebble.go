@@ -81,7 +81,7 @@ type Store struct {
 	lastMsgID int64
 	seqs      map[string]int64 // conversation -> last committed seq, loaded on first use
 	// Append's scratch space, reused by every call.
-	pending map[string]int64       // seqs assigned by the batch in progress
+	pending map[string]int64 // seqs assigned by the batch in progress
 	inBatch map[cmidRef]*clusterchat.Message
 	kbuf    []byte
 	vbuf    []byte
