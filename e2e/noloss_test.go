@@ -43,7 +43,7 @@ type nlConfig struct {
 	users      int // users, each with a sender
 	twoDevices int // the first twoDevices users log in on two devices
 	groups     int // groups; every user is in one or two
-	peers      []int
+	peers      []int // user i chats 1:1 with users i+off (mod users) for each off
 }
 
 // nlWorld is the population of a run: users, their devices, conversations.
