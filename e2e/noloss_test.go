@@ -40,9 +40,9 @@ const (
 
 // nlConfig is the shape of one no-loss run.
 type nlConfig struct {
-	users      int // users, each with a sender
-	twoDevices int // the first twoDevices users log in on two devices
-	groups     int // groups; every user is in one or two
+	users      int   // users, each with a sender
+	twoDevices int   // the first twoDevices users log in on two devices
+	groups     int   // groups; every user is in one or two
 	peers      []int // user i chats 1:1 with users i+off (mod users) for each off
 }
 
