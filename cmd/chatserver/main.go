@@ -134,7 +134,7 @@ func openStore(ctx context.Context, spec string, logger *slog.Logger) (clusterch
 	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
 		return openPostgres(ctx, spec, logger)
 	}
-	return nil, fmt.Errorf("-store %q: want sqlite:PATH, pebble:DIR or postgres://...", spec)
+	return nil, fmt.Errorf("-store %q: want sqlite:PATH, pebble:DIR or postgres://URL", spec)
 }
 
 func openBroker(ctx context.Context, spec, node string, h clusterchat.BrokerHandler, logger *slog.Logger) (clusterchat.Broker, clusterchat.Presence, error) {
