@@ -73,15 +73,23 @@ func (s *Server) runCommitter() {
 // runCommitted acknowledges and publishes committed batches in order.
 func (s *Server) runCommitted(done <-chan []*job) {
 	defer s.commitWG.Done()
+	acks := make(map[*conn][]byte)
 	for batch := range done {
 		for _, j := range batch {
-			s.committed(j)
+			s.committed(j, acks)
 		}
+		// One write per connection for all its acks of the batch: a sender
+		// with many messages in flight gets them together.
+		for c, b := range acks {
+			c.send(outItem{b: b})
+		}
+		clear(acks)
 	}
 }
 
-// committed acknowledges the sender and hands the message to a publisher.
-func (s *Server) committed(j *job) {
+// committed queues the sender's acknowledgement in acks and hands the
+// message to a publisher.
+func (s *Server) committed(j *job, acks map[*conn][]byte) {
 	m := j.m
 	if !m.Dup {
 		// Before the ack: a sender that logs in again right after it must
@@ -89,7 +97,8 @@ func (s *Server) committed(j *job) {
 		s.cursors.markRead(m.From, m.Conv, m.Seq)
 	}
 	if j.sess != nil && j.sess.native {
-		j.sess.c.send(outItem{b: appendNL(proto.AppendChatAck(make([]byte, 0, 160), j.req, j.rid, m))})
+		c := j.sess.c
+		acks[c] = appendNL(proto.AppendChatAck(acks[c], j.req, j.rid, m))
 	}
 	if m.Dup {
 		// The original was published when it was first accepted; whoever
@@ -118,12 +127,10 @@ func (s *Server) committed(j *job) {
 	s.publish(userChannel(m.To), e)
 }
 
-// pubJob is one envelope for the publisher workers: a payload to publish on
-// channel, or an envelope for this server's sessions of a user (local).
+// pubJob is one payload for the publisher workers to publish on channel.
 type pubJob struct {
 	channel string
 	payload []byte
-	local   *envelope
 }
 
 var pubSeed = maphash.MakeSeed()
@@ -133,23 +140,13 @@ var pubSeed = maphash.MakeSeed()
 // must not serialize the whole server).
 func (s *Server) publish(channel string, e *envelope) {
 	payload := e.marshal(make([]byte, 0, 32+len(e.classic)+len(e.native)+len(channel)))
-	s.toWorker(channel, pubJob{channel: channel, payload: payload})
-}
-
-func (s *Server) toWorker(channel string, j pubJob) {
 	w := maphash.String(pubSeed, channel) % uint64(len(s.pubs))
-	s.pubs[w] <- j
+	s.pubs[w] <- pubJob{channel: channel, payload: payload}
 }
 
 func (s *Server) runPublisher(in <-chan pubJob) {
 	defer s.pubWG.Done()
 	for j := range in {
-		if j.local != nil {
-			for _, sess := range s.hub.localSessions(j.local.from) {
-				sess.deliver(j.local)
-			}
-			continue
-		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := s.Broker.Publish(ctx, j.channel, j.payload)

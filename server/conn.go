@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"clusterchat"
@@ -35,10 +37,18 @@ type conn struct {
 	classic  bool // write objects one per write (the classic client reads one object per recv)
 
 	sess *session // current session; only the read loop changes it
+
+	raw syscall.RawConn // for non-blocking write attempts; nil if the connection has no fd
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{srv: s, nc: nc, classic: true}
+	c := &conn{srv: s, nc: nc, classic: true}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
+	return c
 }
 
 // serve is the connection's read loop. It returns when the connection ends.
@@ -100,18 +110,92 @@ func (c *conn) enqueue(it outItem, direct bool) {
 		c.nc.Close()
 		return
 	}
-	c.pending = append(c.pending, it)
-	c.queued += len(it.b)
 	if c.flushing {
+		c.pending = append(c.pending, it)
+		c.queued += len(it.b)
 		c.mu.Unlock()
 		return
 	}
 	c.flushing = true
-	c.mu.Unlock()
-	if direct {
-		c.flush()
+	if direct || c.raw == nil || len(c.pending) > 0 {
+		c.pending = append(c.pending, it)
+		c.queued += len(it.b)
+		c.mu.Unlock()
+		if direct {
+			c.flush()
+			return
+		}
+		c.startFlusher()
 		return
 	}
+	c.mu.Unlock()
+	// The socket is free and nothing waits: try to write at once from this
+	// goroutine, without blocking. Only what the kernel does not take goes
+	// to the queue and a flush goroutine.
+	n, err := c.tryWrite(it.b)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if n == len(it.b) && it.conv != "" {
+		c.srv.cursors.markDelivered(it.user, it.conv, it.seq)
+		c.srv.metrics.delivered.Inc()
+	}
+	c.mu.Lock()
+	if n < len(it.b) {
+		// The rest goes first; a classic client gets it as the tail of
+		// the same object, which is all it can be.
+		rest := it
+		rest.b = it.b[n:]
+		c.pending = append([]outItem{rest}, c.pending...)
+		c.queued += len(rest.b)
+	}
+	if len(c.pending) == 0 || c.closed {
+		c.flushing = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.startFlusher()
+}
+
+// tryWrite writes b with one non-blocking write: it returns how much the
+// kernel took (0 when the socket buffer is full).
+func (c *conn) tryWrite(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true // never wait for the socket: the flush goroutine does
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil // a flush's deadline still set: let the flush goroutine write
+	}
+	if err != nil {
+		return 0, err
+	}
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		return 0, nil
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return max(n, 0), nil
+}
+
+// fail closes the connection after a write error; the read loop then ends
+// the session.
+func (c *conn) fail(err error) {
+	c.srv.log.Debug("write failed; closing", "remote", c.nc.RemoteAddr().String(), "err", err)
+	c.mu.Lock()
+	c.closed = true
+	c.pending = nil
+	c.flushing = false
+	c.mu.Unlock()
+	c.nc.Close()
+}
+
+func (c *conn) startFlusher() {
 	c.srv.wg.Add(1)
 	go func() {
 		defer c.srv.wg.Done()
@@ -152,14 +236,12 @@ func (c *conn) flush() {
 			_, err = bufs.WriteTo(c.nc)
 		}
 		if err != nil {
-			c.mu.Lock()
-			c.closed = true
-			c.pending = nil
-			c.flushing = false
-			c.mu.Unlock()
-			c.nc.Close()
+			c.fail(err)
 			return
 		}
+		// Clear the deadline, or a later non-blocking attempt would
+		// find it expired.
+		c.nc.SetWriteDeadline(time.Time{})
 		delivered := 0
 		for i := range batch {
 			if batch[i].conv != "" {
