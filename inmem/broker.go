@@ -53,6 +53,10 @@ func (b *Broker) shard(channel string) *shard {
 
 func errClosed() error { return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "broker closed") }
 
+// InProcess reports that Publish delivers within the call, without a
+// network, so callers may publish inline instead of from worker goroutines.
+func (b *Broker) InProcess() bool { return true }
+
 // Publish delivers payload to the handler before it returns if channel is
 // subscribed.
 func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {

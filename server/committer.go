@@ -127,6 +127,10 @@ func (s *Server) committed(j *job, acks map[*conn][]byte) {
 	s.publish(userChannel(m.To), e)
 }
 
+// localBroker is the optional capability of a Broker that delivers within
+// Publish, in process (inmem): the server then publishes inline.
+type localBroker interface{ InProcess() bool }
+
 // pubJob is one payload for the publisher workers to publish on channel.
 type pubJob struct {
 	channel string
@@ -140,6 +144,16 @@ var pubSeed = maphash.MakeSeed()
 // must not serialize the whole server).
 func (s *Server) publish(channel string, e *envelope) {
 	payload := e.marshal(make([]byte, 0, 32+len(e.classic)+len(e.native)+len(channel)))
+	if s.syncBroker && channel[0] == 'u' {
+		// An in-process broker delivers within the call and never waits on
+		// a network: calling it here keeps order and saves a goroutine hop.
+		// Group channels still go to the workers: a fan-out to many
+		// sessions is worth spreading over the cores.
+		if err := s.Broker.Publish(context.Background(), channel, payload); err != nil {
+			s.log.Warn("publish failed; recipients will catch up from the store", "channel", channel, "err", err)
+		}
+		return
+	}
 	w := maphash.String(pubSeed, channel) % uint64(len(s.pubs))
 	s.pubs[w] <- pubJob{channel: channel, payload: payload}
 }

@@ -38,10 +38,11 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
-	commits  chan *job
-	commitWG sync.WaitGroup
-	pubs     []chan pubJob
-	pubWG    sync.WaitGroup
+	syncBroker bool // the broker delivers within Publish (inmem): publish inline
+	commits    chan *job
+	commitWG   sync.WaitGroup
+	pubs       []chan pubJob
+	pubWG      sync.WaitGroup
 
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
@@ -108,6 +109,9 @@ func (s *Server) Open() error {
 		}()
 	}
 
+	if lb, ok := s.Broker.(localBroker); ok && lb.InProcess() {
+		s.syncBroker = true
+	}
 	s.commits = make(chan *job, 4*maxBatch)
 	s.commitWG.Add(1)
 	go s.runCommitter()
