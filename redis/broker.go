@@ -180,6 +180,26 @@ func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) er
 	return nil
 }
 
+// PublishBatch publishes payloads[i] on channels[i], in order, pipelined in
+// one round trip. It fails if any publish failed.
+func (b *Broker) PublishBatch(ctx context.Context, channels []string, payloads [][]byte) error {
+	if b.closed.Load() {
+		return errBrokerClosed()
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.opt.PublishTimeout)
+	defer cancel()
+	cmds := make(rueidis.Commands, len(channels))
+	for i := range channels {
+		cmds[i] = b.pub.B().Publish().Channel(b.opt.Prefix + channels[i]).Message(string(payloads[i])).Build()
+	}
+	for _, r := range b.pub.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "redis broker: publish: %v", err)
+		}
+	}
+	return nil
+}
+
 // Subscribe counts one subscription to channel; the first one returns once
 // Redis has confirmed it. It fails with EUNAVAILABLE (and counts nothing)
 // while Redis is unreachable. A second Subscribe to a channel whose first is

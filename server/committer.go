@@ -20,19 +20,22 @@ type job struct {
 // maxBatch bounds one commit; anything queued past it waits for the next.
 const maxBatch = 1024
 
-// runCommitter is the single writer of chat messages: it takes whatever has
-// queued since the last commit and appends it in one store call (group
-// commit), so latency stays at one commit and throughput grows with load.
+// runCommitter is a writer of chat messages: it takes whatever has queued
+// since its last commit and appends it in one store call (group commit), so
+// latency stays at one commit and throughput grows with load.
 // Acknowledging and publishing a committed batch happens on a second
 // goroutine (runCommitted), in batch order, while the next batch commits.
-func (s *Server) runCommitter() {
+// With several committers (Config.Committers, for a store that commits
+// concurrently such as PostgreSQL) each conversation belongs to one of
+// them, so its messages are still acknowledged and published in seq order.
+func (s *Server) runCommitter(in <-chan *job) {
 	defer s.commitWG.Done()
 	done := make(chan []*job, 2)
 	s.commitWG.Add(1)
 	go s.runCommitted(done)
 	defer close(done)
 	for {
-		j, ok := <-s.commits
+		j, ok := <-in
 		if !ok {
 			return
 		}
@@ -40,7 +43,7 @@ func (s *Server) runCommitter() {
 	more:
 		for len(batch) < maxBatch {
 			select {
-			case j, ok := <-s.commits:
+			case j, ok := <-in:
 				if !ok {
 					break more
 				}
@@ -127,6 +130,15 @@ func (s *Server) committed(j *job, acks map[*conn][]byte) {
 	s.publish(userChannel(m.To), e)
 }
 
+// submit queues m's job on the committer that owns its conversation.
+func (s *Server) submit(j *job) {
+	i := 0
+	if len(s.commits) > 1 {
+		i = int(maphash.String(pubSeed, j.m.Conv) % uint64(len(s.commits)))
+	}
+	s.commits[i] <- j
+}
+
 // localBroker is the optional capability of a Broker that delivers within
 // Publish, in process (inmem): the server then publishes inline.
 type localBroker interface{ InProcess() bool }
@@ -158,18 +170,54 @@ func (s *Server) publish(channel string, e *envelope) {
 	s.pubs[w] <- pubJob{channel: channel, payload: payload}
 }
 
+// batchPublisher is the optional capability of a Broker that publishes many
+// payloads in one round trip, in order (redis: one pipelined write).
+type batchPublisher interface {
+	PublishBatch(ctx context.Context, channels []string, payloads [][]byte) error
+}
+
+// maxPubBatch bounds one pipelined publish.
+const maxPubBatch = 256
+
+// runPublisher publishes what its channels queue, in order. With a broker
+// that pipelines, everything queued goes out in one round trip, so a busy
+// channel is not limited to one publish per round trip.
 func (s *Server) runPublisher(in <-chan pubJob) {
 	defer s.pubWG.Done()
+	bp, batching := s.Broker.(batchPublisher)
+	channels := make([]string, 0, maxPubBatch)
+	payloads := make([][]byte, 0, maxPubBatch)
 	for j := range in {
+		channels = append(channels[:0], j.channel)
+		payloads = append(payloads[:0], j.payload)
+	more:
+		for batching && len(channels) < maxPubBatch {
+			select {
+			case j, ok := <-in:
+				if !ok {
+					break more
+				}
+				channels = append(channels, j.channel)
+				payloads = append(payloads, j.payload)
+			default:
+				break more
+			}
+		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := s.Broker.Publish(ctx, j.channel, j.payload)
+		var err error
+		if len(channels) == 1 {
+			err = s.Broker.Publish(ctx, channels[0], payloads[0])
+		} else {
+			err = bp.PublishBatch(ctx, channels, payloads)
+		}
 		cancel()
 		s.metrics.publish.Observe(time.Since(start).Seconds())
 		if err != nil {
-			// The message is committed: recipients catch up from the store
-			// (native sync, classic offlinemsg at next login).
-			s.log.Warn("publish failed; recipients will catch up from the store", "channel", j.channel, "err", err)
+			// The messages are committed: recipients catch up from the store
+			// (native sync, classic gap fill or offlinemsg at next login).
+			s.log.Warn("publish failed; recipients will catch up from the store", "n", len(channels), "channel", channels[0], "err", err)
 		}
+		clear(payloads)
 	}
 }

@@ -36,6 +36,7 @@ type Config struct {
 	WriteWait   time.Duration // longest a socket write may block; default 10 s
 	BcryptCost  int           // password hashing cost; default bcrypt.DefaultCost
 	Publishers  int           // publisher workers; default 16
+	Committers  int           // concurrent store appends (group commits in flight); default 1, more for a networked store
 	Pprof       bool          // serve /debug/pprof on the HTTP listener (profiling for chatbench runs)
 }
 
@@ -57,6 +58,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BcryptCost == 0 {
 		c.BcryptCost = 10
+	}
+	if c.Committers <= 0 {
+		c.Committers = 1
 	}
 	if c.Publishers <= 0 {
 		c.Publishers = 16

@@ -38,8 +38,8 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
-	syncBroker bool // the broker delivers within Publish (inmem): publish inline
-	commits    chan *job
+	syncBroker bool        // the broker delivers within Publish (inmem): publish inline
+	commits    []chan *job // one per committer
 	commitWG   sync.WaitGroup
 	pubs       []chan pubJob
 	pubWG      sync.WaitGroup
@@ -112,9 +112,12 @@ func (s *Server) Open() error {
 	if lb, ok := s.Broker.(localBroker); ok && lb.InProcess() {
 		s.syncBroker = true
 	}
-	s.commits = make(chan *job, 4*maxBatch)
-	s.commitWG.Add(1)
-	go s.runCommitter()
+	s.commits = make([]chan *job, s.cfg.Committers)
+	for i := range s.commits {
+		s.commits[i] = make(chan *job, 4*maxBatch)
+		s.commitWG.Add(1)
+		go s.runCommitter(s.commits[i])
+	}
 	s.pubs = make([]chan pubJob, s.cfg.Publishers)
 	for i := range s.pubs {
 		s.pubs[i] = make(chan pubJob, 1024)
@@ -223,7 +226,9 @@ func (s *Server) Close() error {
 		}
 		s.wg.Wait() // read loops have ended their sessions; no new jobs
 		if s.commits != nil {
-			close(s.commits)
+			for _, c := range s.commits {
+				close(c)
+			}
 			s.commitWG.Wait()
 			for _, p := range s.pubs {
 				close(p)

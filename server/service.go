@@ -555,7 +555,7 @@ func (s *Server) chat(ctx context.Context, sess *session, q *proto.Request) erro
 		}
 		m.GroupID, m.Conv = q.GroupID, clusterchat.GroupConv(q.GroupID)
 	}
-	s.commits <- &job{m: m, sess: sess, rid: q.RID, req: q.MsgID}
+	s.submit(&job{m: m, sess: sess, rid: q.RID, req: q.MsgID})
 	return nil
 }
 

@@ -37,6 +37,7 @@ func main() {
 type options struct {
 	addr, http, store, broker, node, logLevel string
 	maxSessions, maxBody, bcryptCost          int
+	committers                                int
 	pprof                                     bool
 }
 
@@ -67,6 +68,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxBody, "max-body", envInt("CHAT_MAX_BODY", clusterchat.DefaultMaxBody), "longest chat message in bytes (env CHAT_MAX_BODY)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", envInt("CHAT_BCRYPT_COST", 10), "bcrypt cost for new passwords, 4-31 (env CHAT_BCRYPT_COST)")
 	fs.StringVar(&o.logLevel, "log-level", env("CHAT_LOG_LEVEL", "info"), "debug, info, warn or error (env CHAT_LOG_LEVEL)")
+	fs.IntVar(&o.committers, "committers", envInt("CHAT_COMMITTERS", 1), "store appends (group commits) in flight at once; more than 1 measured slower on PostgreSQL here (env CHAT_COMMITTERS)")
 	fs.BoolVar(&o.pprof, "pprof", os.Getenv("CHAT_PPROF") == "1", "serve /debug/pprof on the HTTP listener (env CHAT_PPROF=1)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -97,7 +99,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	srv := server.New(server.Config{
 		Addr: o.addr, HTTPAddr: o.http, Node: o.node,
-		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost, Pprof: o.pprof,
+		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost, Pprof: o.pprof, Committers: o.committers,
 	}, logger)
 
 	store, err := openStore(ctx, o.store, logger)
