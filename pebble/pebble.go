@@ -83,6 +83,7 @@ type Store struct {
 	// Append's scratch space, reused by every call.
 	pending map[string]int64 // seqs assigned by the batch in progress
 	inBatch map[cmidRef]*clusterchat.Message
+	cmids   *cmidFilter // every stored cmid key; a miss proves a message new
 	kbuf    []byte
 	vbuf    []byte
 	kbuf2   []byte
@@ -200,7 +201,7 @@ func (s *Store) load() error {
 		}
 		s.lastMsgID = getInt(v)
 	}
-	return nil
+	return s.loadCmidFilter()
 }
 
 // lastID returns the id in the last key of table p (0: empty table).
@@ -756,13 +757,18 @@ func (s *Store) appendBatch(b *pdb.Batch, msgs []*clusterchat.Message) (int64, e
 				continue
 			}
 			s.kbuf = keyIntStr(s.kbuf, pCMID, m.From, m.CMID)
-			dup, err := s.stored(s.kbuf, m)
-			if err != nil {
-				return 0, err
+			if s.cmids.mayContain(s.kbuf) {
+				dup, err := s.stored(s.kbuf, m)
+				if err != nil {
+					return 0, err
+				}
+				if dup {
+					continue
+				}
 			}
-			if dup {
-				continue
-			}
+			// Added before the commit: if it fails, the key is a false
+			// positive, which costs one lookup later and nothing else.
+			s.cmids.add(s.kbuf)
 			s.inBatch[ref] = m
 		}
 		last, ok := s.pending[m.Conv]
