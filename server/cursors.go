@@ -47,6 +47,16 @@ func (c *cursors) markRead(user int64, conv string, seq int64) {
 	c.mu.Unlock()
 }
 
+// pending reports whether moves of user (0: of anyone) wait to be saved.
+func (c *cursors) pending(user int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if user == 0 {
+		return len(c.delivered) > 0 || len(c.read) > 0
+	}
+	return len(c.delivered[user]) > 0 || len(c.read[user]) > 0
+}
+
 // take removes and returns the moves of one user (user != 0) or of all.
 func (c *cursors) take(m map[int64]map[string]int64, user int64) []clusterchat.Cursor {
 	c.mu.Lock()
@@ -97,6 +107,9 @@ func (s *Server) runCursors(ctx context.Context, interval time.Duration) {
 func (s *Server) flushUserCursors(ctx context.Context, user int64) { s.saveCursors(ctx, user) }
 
 func (s *Server) saveCursors(ctx context.Context, user int64) {
+	if !s.cursors.pending(user) {
+		return // the common case at logout: nothing moved since the last save
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c := s.cursors
