@@ -37,7 +37,12 @@ type Config struct {
 	BcryptCost  int           // password hashing cost; default bcrypt.DefaultCost
 	Publishers  int           // publisher workers; default 16
 	Committers  int           // concurrent store appends (group commits in flight); default 1, more for a networked store
-	Pprof       bool          // serve /debug/pprof on the HTTP listener (profiling for chatbench runs)
+	// LoginFailures failed password logins of one account within
+	// LoginWindow lock further attempts until the window ends; defaults 10
+	// and 1 minute.
+	LoginFailures int
+	LoginWindow   time.Duration
+	Pprof         bool // serve /debug/pprof on the HTTP listener (profiling for chatbench runs)
 }
 
 func (c *Config) setDefaults() {
@@ -58,6 +63,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.BcryptCost == 0 {
 		c.BcryptCost = 10
+	}
+	if c.LoginFailures <= 0 {
+		c.LoginFailures = 10
+	}
+	if c.LoginWindow <= 0 {
+		c.LoginWindow = time.Minute
 	}
 	if c.Committers <= 0 {
 		c.Committers = 1

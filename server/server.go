@@ -32,6 +32,7 @@ type Server struct {
 	cursors *cursors
 	users   userCache
 	tokens  tokenCache
+	guard   loginGuard
 	members sync.Map // [2]int64{group, user} -> struct{}: known memberships (they only grow)
 
 	ln      net.Listener

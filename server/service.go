@@ -247,6 +247,10 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 			s.metrics.logins.WithLabelValues("fail").Inc()
 			return badLogin
 		}
+		if err := s.guard.check(q.ID, s.cfg.LoginFailures, s.cfg.LoginWindow); err != nil {
+			s.metrics.logins.WithLabelValues("limited").Inc()
+			return err
+		}
 		u, err = s.Store.User(ctx, q.ID)
 		if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
 			s.metrics.logins.WithLabelValues("fail").Inc()
@@ -256,8 +260,10 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 		}
 		if bcrypt.CompareHashAndPassword([]byte(u.PassHash), []byte(q.Password)) != nil {
 			s.metrics.logins.WithLabelValues("fail").Inc()
+			s.guard.fail(u.ID, s.cfg.LoginWindow)
 			return badLogin
 		}
+		s.guard.succeed(u.ID)
 		if native {
 			var raw [16]byte
 			rand.Read(raw[:])

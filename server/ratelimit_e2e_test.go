@@ -1,0 +1,48 @@
+package server_test
+
+import (
+	"testing"
+	"time"
+
+	"clusterchat/server"
+)
+
+// TestLoginRateLimit: after LoginFailures wrong passwords for one account
+// within LoginWindow, even the right password is refused with errno 12
+// until the window ends; other accounts are not affected.
+func TestLoginRateLimit(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) {
+		c.LoginFailures = 3
+		c.LoginWindow = time.Hour
+	})
+	victim := newUser(t, ts, "victim")
+	other := newUser(t, ts, "bystander")
+	c := dial(t, ts.addr)
+	for range 3 {
+		c.sendf(`{"msgid":1,"id":%d,"password":"guess"}`, victim.id)
+		c.expect(2, "errno", 1, "errmsg", "id or password is invalid!")
+	}
+	c.sendf(`{"msgid":1,"id":%d,"password":%q}`, victim.id, victim.pw)
+	o := c.expect(2, "errno", 12)
+	if o.str("errmsg") == "" {
+		t.Errorf("rate-limit reply without errmsg: %v", o.m)
+	}
+	// The connection goes on, and another account logs in normally.
+	c.classicLogin(other.id, other.pw)
+}
+
+// TestLoginSuccessResetsFailures: a successful login clears the count.
+func TestLoginSuccessResetsFailures(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) {
+		c.LoginFailures = 2
+		c.LoginWindow = time.Hour
+	})
+	u := newUser(t, ts, "forgetful")
+	for range 3 {
+		c := dial(t, ts.addr)
+		c.sendf(`{"msgid":1,"id":%d,"password":"wrong"}`, u.id)
+		c.expect(2, "errno", 1)
+		c.classicLogin(u.id, u.pw)
+		c.nc.Close()
+	}
+}
