@@ -481,7 +481,7 @@ func (s *Server) endSession(sess *session) {
 	defer cancel()
 	s.hubRemove(ctx, sess)
 	sess.mu.Lock()
-	sess.held = nil
+	sess.held, sess.heldBytes = nil, 0
 	sess.mu.Unlock()
 	// Save this user's delivered cursors now, not within the next second:
 	// a login elsewhere right after must not get the same messages again.

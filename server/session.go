@@ -28,6 +28,8 @@ type session struct {
 	mu      sync.Mutex
 	holding bool        // deliveries wait in held: login reply not written yet, or a gap being filled
 	held    []*envelope // in arrival order
+	// heldBytes counts held's payloads, bounded like a connection's queue.
+	heldBytes int
 	// written is, per conversation, the highest seq this classic session has
 	// accounted for (written, or its own). A classic client cannot fetch
 	// what it missed, so the session does it: a message past written+1
@@ -36,8 +38,9 @@ type session struct {
 	written map[string]int64
 }
 
-// maxHeld bounds what a session holds; past it the connection is closed (the
-// client was not keeping up and reconnects to catch up).
+// maxHeld bounds what a session holds (with Config.MaxQueue in bytes); past
+// it the connection is closed (the client was not keeping up and reconnects
+// to catch up).
 const maxHeld = 8192
 
 type action int
@@ -108,12 +111,15 @@ func (sess *session) deliver(e *envelope) {
 }
 
 func (sess *session) hold(e *envelope) {
-	if len(sess.held) >= maxHeld {
+	size := len(e.classic) + len(e.native)
+	if len(sess.held) >= maxHeld || sess.heldBytes+size > sess.srv.cfg.MaxQueue {
 		sess.srv.log.Warn("session too far behind; closing its connection", "user", sess.uid, "session", sess.sid)
+		sess.srv.metrics.slowConsumers.Inc()
 		sess.c.nc.Close()
 		return
 	}
 	sess.held = append(sess.held, e)
+	sess.heldBytes += size
 }
 
 func (sess *session) write(e *envelope) {
@@ -137,6 +143,7 @@ func (sess *session) drain() {
 		if len(sess.held) == 0 {
 			sess.holding = false
 			sess.held = nil
+			sess.heldBytes = 0
 			sess.mu.Unlock()
 			return
 		}
@@ -145,6 +152,7 @@ func (sess *session) drain() {
 		if act != actGap {
 			sess.held[0] = nil
 			sess.held = sess.held[1:]
+			sess.heldBytes -= len(e.classic) + len(e.native)
 		}
 		sess.mu.Unlock()
 		switch act {
