@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 
 	"clusterchat"
 )
@@ -116,7 +117,8 @@ func unavailable(err error) bool {
 	switch {
 	case errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, net.ErrClosed):
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, net.ErrClosed),
+		errors.Is(err, puddle.ErrClosedPool): // the Store was closed
 		return true
 	}
 	// A connection that broke before the statement went out ("conn

@@ -46,6 +46,13 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestReopen runs the shared reopen checks on one database: a new pool on
+// the same DSN, as a restarted server would open.
+func TestReopen(t *testing.T) {
+	dsn := testenv.StartPostgres(t)
+	storetest.Reopen(t, func(t *testing.T) clusterchat.Store { return mustOpen(t, dsn) })
+}
+
 func BenchmarkAppend(b *testing.B) {
 	storetest.BenchmarkAppend(b, func(b *testing.B) clusterchat.Store {
 		return mustOpen(b, testenv.StartPostgres(b))
