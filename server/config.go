@@ -5,14 +5,23 @@
 //
 // Concurrency contract:
 //   - each connection has one read loop (its own goroutine) that handles its
-//     requests in order; replies and deliveries go through conn.send, which
-//     queues bytes (bounded, byte-counted) and drains them with one
-//     short-lived flush goroutine per connection at a time;
-//   - one committer goroutine appends messages to the store in batches
-//     (group commit) and hands committed messages to publisher workers,
-//     chosen by channel so publications on one channel keep their order;
-//   - the broker calls Server.HandleMessage from its own goroutine; the hub
-//     delivers to local sessions without blocking.
+//     requests in order (logins on a short-lived goroutine it waits for);
+//   - writes: whoever sends to a connection writes at once with one
+//     non-blocking write when its socket is free and nothing is queued;
+//     otherwise the bytes join the connection's queue (bounded in bytes: a
+//     slow consumer is disconnected), drained by one short-lived flush
+//     goroutine per connection at a time;
+//   - a committer goroutine (Config.Committers of them, each owning a share
+//     of the conversations) appends messages to the store in batches (group
+//     commit); a second goroutine per committer acknowledges and publishes
+//     each committed batch in order while the next one commits;
+//   - publications go to publisher workers chosen by channel, so one
+//     channel keeps its order, and each worker pipelines what has queued;
+//     with the in-process broker, 1:1 and user events are published inline;
+//   - the broker calls Server.HandleMessage (from its goroutine or a
+//     publisher's); the hub delivers to local sessions without blocking: a
+//     classic session that sees a seq gap holds later deliveries and fills
+//     the gap from the store on its own goroutine.
 //
 // Lock order: hub.mu before session.mu before conn.mu. No lock is held
 // across a store, broker or presence call.
