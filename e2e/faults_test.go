@@ -95,6 +95,14 @@ func testKillServer(t *testing.T, c *cluster) {
 		return states == [2]string{"offline", "offline"}
 	})
 	t.Logf("users of the killed server showed offline %v after SIGKILL", time.Since(killed).Round(100*time.Millisecond))
+	// Their friend, online on n1 the whole time, is also told live: a
+	// surviving server reaps the dead one's sessions and announces them.
+	for _, id := range []int64{k.id, z.id} {
+		wn.waitEvent(t, fmt.Sprintf("%d offline event", id), func(e client.Event) bool {
+			return e.Kind == client.EventPresence && e.UserID == id && e.State == "offline"
+		})
+	}
+	t.Logf("offline events for the killed server's users arrived %v after SIGKILL", time.Since(killed).Round(100*time.Millisecond))
 
 	// k's connection died with n3; it connects again through nginx (which
 	// may first pick the dead upstream: retry) and finds its message.

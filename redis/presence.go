@@ -76,6 +76,18 @@ type Presence struct {
 	healthy  bool         // last heartbeat succeeded, for logging changes
 
 	beats atomic.Int64 // heartbeats completed, for tests
+
+	onOffline func(uids []int64) // told of users whose server died; guarded by mu
+}
+
+// OnOffline sets f to be told, from the heartbeat goroutine, of users who
+// went offline because the server holding their sessions died (SIGKILL, a
+// crash): no server released them, so no one else announces it. Another
+// node notices within TTL+Heartbeat of the death.
+func (p *Presence) OnOffline(f func(uids []int64)) {
+	p.mu.Lock()
+	p.onOffline = f
+	p.mu.Unlock()
 }
 
 type sessionKey struct {
@@ -93,9 +105,12 @@ local function keepkey(key, ttl)
 end
 `
 
-// acquireScript: KEYS[1] user set, ARGV member, max, ttl. Returns the number
-// of live sessions before this one, or -1 when at max. One script, so two
-// servers can never both pass the check.
+// acquireScript: KEYS[1] user set, KEYS[2] node registry, KEYS[3] this
+// node's user set; ARGV member, max, ttl, node, uid. Returns the number of
+// live sessions before this one, or -1 when at max. One script, so two
+// servers can never both pass the check. It also registers the node and
+// the user under it at once, so a node killed before its first heartbeat is
+// still reaped (reapScript).
 var acquireScript = rueidis.NewLuaScript(luaNow + `
 local key, member, max, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
@@ -105,6 +120,8 @@ if not redis.call('ZSCORE', key, member) then
 end
 redis.call('ZADD', key, now + ttl, member)
 keepkey(key, ttl)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[5])
 return n
 `)
 
@@ -118,6 +135,48 @@ for i = 2, #ARGV do
 end
 keepkey(key, ttl)
 return 0
+`)
+
+// nodeScript: KEYS[1] the node registry, KEYS[2] this node's user set; ARGV
+// node, ttl, uids... Marks the node alive until now+ttl and replaces the
+// set of users it has sessions for, so that if it dies another node can
+// tell their friends (reapScript).
+var nodeScript = rueidis.NewLuaScript(luaNow + `
+local nodes, users, node, ttl = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])
+redis.call('ZADD', nodes, now + ttl, node)
+redis.call('DEL', users)
+for i = 3, #ARGV, 5000 do
+  redis.call('SADD', users, unpack(ARGV, i, math.min(i + 4999, #ARGV)))
+end
+return 0
+`)
+
+// reapScript: KEYS[1] the node registry; ARGV this node, key prefix. For
+// every other node whose registration lapsed (killed without Close), it
+// removes that node's sessions and returns the users left with none: they
+// went offline, and nobody else will say so. One script, so each dead node
+// is reaped once, by one survivor. (It touches keys it computes, which is
+// fine on one Redis; a Redis Cluster would need them in one slot.)
+var reapScript = rueidis.NewLuaScript(luaNow + `
+local nodes, self, prefix = KEYS[1], ARGV[1], ARGV[2]
+local offline = {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', nodes, '-inf', now)) do
+  if node ~= self then
+    local users = prefix .. 'nodeusers:' .. node
+    local mine = node .. '/'
+    for _, uid in ipairs(redis.call('SMEMBERS', users)) do
+      local key = prefix .. 'pres:' .. uid
+      for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+        if string.sub(m, 1, #mine) == mine then redis.call('ZREM', key, m) end
+      end
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+      if redis.call('ZCARD', key) == 0 then table.insert(offline, uid) end
+    end
+    redis.call('DEL', users)
+    redis.call('ZREM', nodes, node)
+  end
+end
+return offline
 `)
 
 // releaseScript: KEYS[1] user set, ARGV member. Returns the live sessions
@@ -238,8 +297,9 @@ func (p *Presence) Acquire(ctx context.Context, uid int64, sid string, max int) 
 	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
 	defer cancel()
 	n, err := retry(func() (int64, error) {
-		return acquireScript.Exec(ctx, p.c, []string{p.key(uid)},
-			[]string{p.member(sid), strconv.Itoa(max), p.ttl()}).AsInt64()
+		return acquireScript.Exec(ctx, p.c,
+			[]string{p.key(uid), p.opt.Prefix + "nodes", p.opt.Prefix + "nodeusers:" + p.node},
+			[]string{p.member(sid), strconv.Itoa(max), p.ttl(), p.node, strconv.FormatInt(uid, 10)}).AsInt64()
 	})
 	if err != nil {
 		return false, unavailable("acquire", err)
@@ -346,6 +406,10 @@ func (p *Presence) Close() error {
 	}
 	p.sessions = nil
 	p.mu.Unlock()
+	// A clean stop: no survivor should reap (and announce) this node.
+	cmds = append(cmds,
+		p.c.B().Zrem().Key(p.opt.Prefix+"nodes").Member(p.node).Build(),
+		p.c.B().Del().Key(p.opt.Prefix+"nodeusers:"+p.node).Build())
 	var err error
 	if len(cmds) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), p.opt.Timeout)
@@ -381,10 +445,12 @@ func (p *Presence) beat() {
 	defer p.beats.Add(1)
 	ttl := p.ttl()
 	p.mu.Lock()
-	if len(p.sessions) == 0 {
-		p.mu.Unlock()
-		return
+	uids := make([]string, 0, 2+len(p.sessions))
+	uids = append(uids, p.node, ttl)
+	for uid := range p.sessions {
+		uids = append(uids, strconv.FormatInt(uid, 10))
 	}
+	onOffline := p.onOffline
 	execs := make([]rueidis.LuaExec, 0, len(p.sessions))
 	for uid, s := range p.sessions {
 		args := make([]string, 0, 1+len(s))
@@ -405,6 +471,12 @@ func (p *Presence) beat() {
 		if err = r.Error(); err != nil {
 			break
 		}
+	}
+	if err == nil {
+		err = nodeScript.Exec(ctx, p.c, []string{p.opt.Prefix + "nodes", p.opt.Prefix + "nodeusers:" + p.node}, uids).Error()
+	}
+	if err == nil {
+		p.reap(ctx, onOffline)
 	}
 
 	p.mu.Lock()
@@ -431,6 +503,28 @@ func (p *Presence) beat() {
 			cmds[i] = p.c.B().Zrem().Key(p.key(k.uid)).Member(p.member(k.sid)).Build()
 		}
 		p.c.DoMulti(ctx, cmds...)
+	}
+}
+
+// reap removes the sessions of nodes that died and tells f who went offline.
+func (p *Presence) reap(ctx context.Context, f func([]int64)) {
+	ids, err := reapScript.Exec(ctx, p.c, []string{p.opt.Prefix + "nodes"}, []string{p.node, p.opt.Prefix}).AsStrSlice()
+	if err != nil {
+		p.log.Warn("redis presence: reaping dead nodes failed", "err", err)
+		return
+	}
+	if len(ids) == 0 {
+		return
+	}
+	uids := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if uid, err := strconv.ParseInt(id, 10, 64); err == nil {
+			uids = append(uids, uid)
+		}
+	}
+	p.log.Info("redis presence: reaped the sessions of a dead node", "offline_users", len(uids))
+	if f != nil {
+		f(uids)
 	}
 }
 

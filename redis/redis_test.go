@@ -230,6 +230,58 @@ func TestPresenceNodeDeath(t *testing.T) {
 	}
 }
 
+// TestPresenceReap: when a server dies, a surviving one reaps its sessions
+// and is told which users went offline (only those with no session left),
+// exactly once; a server that closes cleanly is not reaped.
+func TestPresenceReap(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	got := make(chan []int64, 10)
+	alive := newPresence(t, r, "alive", fastPresence)
+	alive.OnOffline(func(uids []int64) { got <- uids })
+	other := newPresence(t, r, "other", fastPresence)
+	other.OnOffline(func(uids []int64) { got <- uids })
+	// The dead node never beats (it dies before its first heartbeat):
+	// Acquire alone must have registered it.
+	dead := newPresence(t, r, "dead", PresenceOptions{Heartbeat: time.Hour, TTL: time.Second, Timeout: 2 * time.Second})
+	clean := newPresence(t, r, "clean", fastPresence)
+	for _, uid := range []int64{1, 2} {
+		if _, err := dead.Acquire(ctx, uid, "s", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := alive.Acquire(ctx, 2, "s", 0); err != nil { // 2 stays online
+		t.Fatal(err)
+	}
+	if _, err := clean.Acquire(ctx, 3, "s", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := clean.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dead.abandon()
+	select {
+	case uids := <-got:
+		if len(uids) != 1 || uids[0] != 1 {
+			t.Fatalf("reaped %v, want [1]", uids)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no survivor reported the dead node's users")
+	}
+	// Nobody reports it again (each dead node is reaped once), and the
+	// cleanly closed node is never reaped.
+	b := alive.beatsDone()
+	testenv.WaitFor(t, 10*time.Second, "two more heartbeats", func() bool { return alive.beatsDone() > b+1 })
+	select {
+	case uids := <-got:
+		t.Fatalf("reaped again: %v", uids)
+	default:
+	}
+	if online(t, alive, 1) || !online(t, alive, 2) {
+		t.Fatal("presence after the reap is wrong")
+	}
+}
+
 // TestPresenceRedisRestart: Redis restarts empty; while it is down calls fail
 // fast with EUNAVAILABLE, and the next heartbeat after it is back puts every
 // session of this node back.

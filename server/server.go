@@ -53,6 +53,7 @@ type Server struct {
 	bgWG      sync.WaitGroup
 	sidSeq    atomic.Int64
 	closing   atomic.Bool
+	closeMu   sync.RWMutex // held by Close while it sets closing
 	closeOnce sync.Once
 }
 
@@ -110,6 +111,9 @@ func (s *Server) Open() error {
 		}()
 	}
 
+	if n, ok := s.Presence.(offlineNotifier); ok {
+		n.OnOffline(s.reaped)
+	}
 	if lb, ok := s.Broker.(localBroker); ok && lb.InProcess() {
 		s.syncBroker = true
 	}
@@ -193,7 +197,9 @@ func (s *Server) dropConn(c *conn) {
 // server's presence. It runs once; later calls wait for nothing and return nil.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
 		s.closing.Store(true)
+		s.closeMu.Unlock()
 		if s.ln != nil {
 			s.ln.Close()
 		}
@@ -285,6 +291,31 @@ func (s *Server) httpHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// offlineNotifier is the optional capability of a Presence that notices
+// users whose server died (redis): the server then tells their friends.
+type offlineNotifier interface{ OnOffline(func(uids []int64)) }
+
+// reaped announces users whose server died as offline to their friends. It
+// is called from the presence heartbeat, so it hands the work on.
+func (s *Server) reaped(uids []int64) {
+	// Under closeMu so that Close, once it holds it, knows no new work
+	// joins s.wg behind its Wait.
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closing.Load() {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, uid := range uids {
+			s.announcePresence(ctx, uid, "offline")
+		}
+	}()
 }
 
 // readier is the optional capability of a Presence that depends on a
