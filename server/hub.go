@@ -130,6 +130,11 @@ func (s *Server) HandleMessage(channel string, payload []byte) {
 	}
 	h := s.hub
 	if e.kind == kindJoin { // a user joined a group: index their sessions here
+		s.closeMu.RLock()
+		defer s.closeMu.RUnlock()
+		if s.closing.Load() {
+			return
+		}
 		for _, sess := range h.localSessions(id) {
 			s.wg.Add(1)
 			go func() { // Subscribe may wait on the broker: not on its goroutine
