@@ -28,7 +28,7 @@ type metrics struct {
 	batchSize     prometheus.Histogram
 }
 
-func newMetrics(node string) *metrics {
+func newMetrics() *metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &metrics{
@@ -60,7 +60,6 @@ func newMetrics(node string) *metrics {
 	f(m.batchSize)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	_ = node
 	return m
 }
 

@@ -66,7 +66,7 @@ func New(cfg Config, logger *slog.Logger) *Server {
 	return &Server{
 		cfg:     cfg,
 		log:     logger.With("node", cfg.Node),
-		metrics: newMetrics(cfg.Node),
+		metrics: newMetrics(),
 		hub:     newHub(),
 		cursors: newCursors(),
 		conns:   make(map[*conn]struct{}),
