@@ -1,0 +1,93 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	"clusterchat"
+)
+
+// userCache remembers user names by id. Users are never deleted or renamed,
+// so a hit is always right.
+type userCache struct{ m sync.Map }
+
+func (s *Server) userName(ctx context.Context, id int64) (string, error) {
+	if v, ok := s.users.m.Load(id); ok {
+		return v.(string), nil
+	}
+	u, err := s.Store.User(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	s.users.m.Store(id, u.Name)
+	return u.Name, nil
+}
+
+// tokenCache remembers recently used session tokens (by hash), so a storm of
+// reconnects costs no store read each. Tokens are never revoked before they
+// expire, so a cached entry is right until its expiry; the cache is bounded
+// and forgets arbitrary entries when full.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]tokenEntry
+}
+
+type tokenEntry struct {
+	uid     int64
+	expires time.Time
+}
+
+const tokenCacheMax = 1 << 16
+
+func (s *Server) tokenUser(ctx context.Context, token string) (int64, error) {
+	h := hashToken(token)
+	c := &s.tokens
+	c.mu.Lock()
+	e, ok := c.m[h]
+	c.mu.Unlock()
+	if ok && time.Now().Before(e.expires) {
+		return e.uid, nil
+	}
+	uid, err := s.Store.TokenUser(ctx, h)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= tokenCacheMax {
+		c.m = make(map[string]tokenEntry)
+	}
+	// The store knows the real expiry; a minute is enough to absorb a storm
+	// and short enough not to outlive it by much.
+	c.m[h] = tokenEntry{uid: uid, expires: time.Now().Add(time.Minute)}
+	c.mu.Unlock()
+	return uid, nil
+}
+
+func hashToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+// checkMember fails unless uid is a member of gid. Membership only grows, so
+// a positive answer is cached.
+func (s *Server) checkMember(ctx context.Context, gid, uid int64) error {
+	key := [2]int64{gid, uid}
+	if _, ok := s.members.Load(key); ok {
+		return nil
+	}
+	role, err := s.Store.Role(ctx, gid, uid)
+	if err != nil {
+		if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
+			return clusterchat.Errorf(clusterchat.ENOTFOUND, "no group %d", gid)
+		}
+		return err
+	}
+	if role == "" {
+		return clusterchat.Errorf(clusterchat.EFORBIDDEN, "not a member of group %d", gid)
+	}
+	s.members.Store(key, struct{}{})
+	return nil
+}

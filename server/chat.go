@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"clusterchat"
+	"clusterchat/proto"
+)
+
+func (s *Server) chat(ctx context.Context, sess *session, q *proto.Request) error {
+	if len(q.Msg) == 0 {
+		return clusterchat.Errorf(clusterchat.EINVALID, "empty message")
+	}
+	if len(q.Msg) > s.cfg.MaxBody {
+		return clusterchat.Errorf(clusterchat.ETOOLARGE, "message longer than %d bytes", s.cfg.MaxBody)
+	}
+	if len(q.CMID) > 64 {
+		return clusterchat.Errorf(clusterchat.EINVALID, "cmid longer than 64 bytes")
+	}
+	if len(q.Time) > 64 {
+		return clusterchat.Errorf(clusterchat.EINVALID, "time longer than 64 bytes")
+	}
+	m := &clusterchat.Message{From: sess.uid, FromName: sess.name, Body: q.Msg, CTime: q.Time, CMID: q.CMID}
+	if m.CTime == "" {
+		m.CTime = time.Now().Format(clusterchat.TimeFormat)
+	}
+	if q.MsgID == proto.OneChat {
+		to := q.Recipient()
+		if to <= 0 {
+			return clusterchat.Errorf(clusterchat.EINVALID, "missing recipient (to)")
+		}
+		if to == sess.uid {
+			return clusterchat.Errorf(clusterchat.EINVALID, "cannot chat with yourself")
+		}
+		if _, err := s.userName(ctx, to); err != nil {
+			if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
+				return clusterchat.Errorf(clusterchat.ENOTFOUND, "no user %d", to)
+			}
+			return err
+		}
+		m.To, m.Conv = to, clusterchat.DirectConv(sess.uid, to)
+	} else {
+		if q.GroupID <= 0 {
+			return clusterchat.Errorf(clusterchat.EINVALID, "missing groupid")
+		}
+		if err := s.checkMember(ctx, q.GroupID, sess.uid); err != nil {
+			return err
+		}
+		m.GroupID, m.Conv = q.GroupID, clusterchat.GroupConv(q.GroupID)
+	}
+	s.submit(&job{m: m, sess: sess, rid: q.RID, req: q.MsgID})
+	return nil
+}

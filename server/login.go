@@ -1,0 +1,356 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"clusterchat"
+	"clusterchat/proto"
+)
+
+// tokenTTL is how long a session token lets a client log in without its password.
+const tokenTTL = 30 * 24 * time.Hour
+
+// maxOffline bounds offlinemsg in one classic login reply; the rest comes at
+// the next login (the classic client reads at most 1024 bytes anyway).
+const maxOffline = 200
+
+func (s *Server) register(ctx context.Context, c *conn, q *proto.Request) error {
+	if q.Proto == proto.Native && c.sess == nil {
+		c.setClassic(false)
+	}
+	if err := validName(q.Name, clusterchat.MaxNameLen); err != nil {
+		return err
+	}
+	if q.Password == "" || len(q.Password) > clusterchat.MaxPasswordLen {
+		return clusterchat.Errorf(clusterchat.EINVALID, "password must be 1-%d bytes", clusterchat.MaxPasswordLen)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(q.Password), s.cfg.BcryptCost)
+	if err != nil {
+		return err
+	}
+	id, err := s.Store.CreateUser(ctx, q.Name, string(hash))
+	if err != nil {
+		return err
+	}
+	s.users.m.Store(id, q.Name)
+	s.log.Info("registered", "user", id)
+	b := []byte(`{"errno":0,"id":`)
+	b = appendInt(b, id)
+	b = append(b, `,"msgid":5`...)
+	if q.Proto == proto.Native {
+		b = append(b, `,"rid":`...)
+		b = appendInt(b, q.RID)
+	}
+	c.sendDirect(append(b, '}'))
+	return nil
+}
+
+func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
+	native := q.Proto == proto.Native
+	if c.sess != nil {
+		return clusterchat.Errorf(clusterchat.EINVALID, "already logged in; log out first")
+	}
+	c.setClassic(!native)
+	var (
+		u     *clusterchat.User
+		token = q.Token
+		err   error
+	)
+	badLogin := clusterchat.Errorf(clusterchat.EAUTH, "id or password is invalid!")
+	if token != "" {
+		uid, err := s.tokenUser(ctx, token)
+		if err != nil {
+			s.metrics.logins.WithLabelValues("fail").Inc()
+			if clusterchat.ErrorCode(err) == clusterchat.EAUTH {
+				return badLogin
+			}
+			return err
+		}
+		name, err := s.userName(ctx, uid)
+		if err != nil {
+			return err
+		}
+		u = &clusterchat.User{ID: uid, Name: name}
+	} else {
+		if q.ID <= 0 {
+			s.metrics.logins.WithLabelValues("fail").Inc()
+			return badLogin
+		}
+		if err := s.guard.check(q.ID, s.cfg.LoginFailures, s.cfg.LoginWindow); err != nil {
+			s.metrics.logins.WithLabelValues("limited").Inc()
+			return err
+		}
+		u, err = s.Store.User(ctx, q.ID)
+		if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
+			s.metrics.logins.WithLabelValues("fail").Inc()
+			return badLogin
+		} else if err != nil {
+			return err
+		}
+		if bcrypt.CompareHashAndPassword([]byte(u.PassHash), []byte(q.Password)) != nil {
+			s.metrics.logins.WithLabelValues("fail").Inc()
+			s.guard.fail(u.ID, s.cfg.LoginWindow)
+			return badLogin
+		}
+		s.guard.succeed(u.ID)
+		if native {
+			var raw [16]byte
+			rand.Read(raw[:])
+			token = hex.EncodeToString(raw[:])
+			if err := s.Store.PutToken(ctx, hashToken(token), u.ID, time.Now().Add(tokenTTL)); err != nil {
+				return err
+			}
+		}
+	}
+	s.users.m.Store(u.ID, u.Name)
+
+	sess := &session{srv: s, c: c, uid: u.ID, name: u.Name, sid: s.newSID(), native: native, holding: true}
+	first, err := s.Presence.Acquire(ctx, u.ID, sess.sid, s.cfg.MaxSessions)
+	if err != nil {
+		s.metrics.logins.WithLabelValues("refused").Inc()
+		if clusterchat.ErrorCode(err) == clusterchat.ESESSIONS {
+			return clusterchat.Errorf(clusterchat.ESESSIONS, "this account is using, input another!")
+		}
+		return err
+	}
+	// From here the session receives deliveries (held until the reply is
+	// written), so nothing committed after the queries below can slip by.
+	if err := s.hubAdd(ctx, sess); err != nil {
+		s.Presence.Release(context.Background(), u.ID, sess.sid)
+		return err
+	}
+	c.sess = sess
+	reply, err := s.loginReply(ctx, sess, q.RID, token)
+	if err != nil {
+		c.sess = nil
+		s.endSession(sess)
+		return err
+	}
+	c.sendDirect(reply)
+	sess.replied = true
+	sess.drain()
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	s.metrics.sessions.Inc()
+	s.log.Info("login", "user", u.ID, "session", sess.sid, "native", native)
+	if first {
+		s.announcePresence(ctx, u.ID, "online")
+	}
+	return nil
+}
+
+// loginReply builds the login acknowledgement for sess, joining its groups
+// on this server on the way.
+func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token string) ([]byte, error) {
+	uid := sess.uid
+	// Cursor moves still buffered in memory (messages just written to the
+	// user's other or previous sessions, its own messages) must count here,
+	// or they come back as offlinemsg and unread counts.
+	s.flushUserCursors(ctx, uid)
+	friends, err := s.Store.Friends(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := s.Store.UserGroups(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		if err := s.hubJoin(ctx, sess, g.ID); err != nil {
+			return nil, err
+		}
+	}
+	ids := make([]int64, 0, len(friends))
+	for _, f := range friends {
+		ids = append(ids, f.ID)
+	}
+	for _, g := range groups {
+		for _, m := range g.Members {
+			ids = append(ids, m.UserID)
+		}
+	}
+	online, err := s.Presence.Online(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	state := func(id int64) string {
+		if online[id] {
+			return "online"
+		}
+		return "offline"
+	}
+	if sess.native {
+		convs, err := s.Store.Convs(ctx, uid)
+		if err != nil {
+			return nil, err
+		}
+		r := nativeLogin{MsgID: proto.LoginAck, RID: rid, ID: uid, Name: sess.name, Token: token,
+			Friends: []nativeUser{}, Groups: []nativeGroup{}, Convs: []nativeConv{}}
+		for _, f := range friends {
+			r.Friends = append(r.Friends, nativeUser{ID: f.ID, Name: f.Name, State: state(f.ID)})
+		}
+		for _, g := range groups {
+			ng := nativeGroup{ID: g.ID, Name: g.Name, Desc: g.Desc, Users: []nativeUser{}}
+			for _, m := range g.Members {
+				ng.Users = append(ng.Users, nativeUser{ID: m.UserID, Name: m.Name, State: state(m.UserID), Role: m.Role})
+			}
+			r.Groups = append(r.Groups, ng)
+		}
+		for _, cv := range convs {
+			r.Convs = append(r.Convs, nativeConv{Conv: cv.Conv, Last: cv.LastSeq, Read: cv.Read, Unread: max(cv.LastSeq-cv.Read, 0)})
+		}
+		return json.Marshal(&r)
+	}
+
+	// Classic: nested values as JSON strings, keys sorted, compact, and the
+	// optional arrays only when not empty (encoding/json sorts map keys).
+	reply := map[string]any{"msgid": proto.LoginAck, "errno": 0, "id": uid, "name": sess.name}
+	if len(friends) > 0 {
+		list := make([]string, 0, len(friends))
+		for _, f := range friends {
+			list = append(list, mustJSON(map[string]any{"id": f.ID, "name": f.Name, "state": state(f.ID)}))
+		}
+		reply["friends"] = list
+	}
+	if len(groups) > 0 {
+		list := make([]string, 0, len(groups))
+		for _, g := range groups {
+			users := make([]string, 0, len(g.Members))
+			for _, m := range g.Members {
+				users = append(users, mustJSON(map[string]any{"id": m.UserID, "name": m.Name, "state": state(m.UserID), "role": m.Role}))
+			}
+			list = append(list, mustJSON(map[string]any{"id": g.ID, "groupname": g.Name, "groupdesc": g.Desc, "users": users}))
+		}
+		reply["groups"] = list
+	}
+	// What the session has accounted for starts at the stored delivered
+	// cursors, then covers what offlinemsg carries.
+	convs, err := s.Store.Convs(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	written := make(map[string]int64, len(convs))
+	for _, cv := range convs {
+		written[cv.Conv] = cv.Delivered
+	}
+	offline, err := s.Store.Undelivered(ctx, uid, maxOffline)
+	if err != nil {
+		return nil, err
+	}
+	if len(offline) > 0 {
+		list := make([]string, 0, len(offline))
+		covered := make(map[string]int64)
+		for _, m := range offline {
+			list = append(list, string(proto.AppendClassicChat(nil, m)))
+			covered[m.Conv] = max(covered[m.Conv], m.Seq)
+		}
+		reply["offlinemsg"] = list
+		// Saved before the reply is written, as the classic server deleted
+		// offline messages before sending them: a login elsewhere right
+		// after this one must not get them again.
+		moves := make([]clusterchat.Cursor, 0, len(covered))
+		for conv, seq := range covered {
+			moves = append(moves, clusterchat.Cursor{User: uid, Conv: conv, Seq: seq})
+			written[conv] = max(written[conv], seq)
+		}
+		if err := s.Store.MarkDelivered(ctx, moves); err != nil {
+			return nil, err
+		}
+	}
+	sess.mu.Lock()
+	sess.written = written
+	sess.mu.Unlock()
+	return json.Marshal(reply)
+}
+
+type nativeUser struct {
+	ID    int64  `json:"id"`
+	Name  string `json:"name"`
+	State string `json:"state,omitempty"`
+	Role  string `json:"role,omitempty"`
+}
+
+type nativeGroup struct {
+	ID    int64        `json:"id"`
+	Name  string       `json:"groupname"`
+	Desc  string       `json:"groupdesc"`
+	Users []nativeUser `json:"users"`
+}
+
+type nativeConv struct {
+	Conv   string `json:"conv"`
+	Last   int64  `json:"last"`
+	Read   int64  `json:"read"`
+	Unread int64  `json:"unread"`
+}
+
+type nativeLogin struct {
+	MsgID   int           `json:"msgid"`
+	RID     int64         `json:"rid"`
+	Errno   int           `json:"errno"`
+	ID      int64         `json:"id"`
+	Name    string        `json:"name"`
+	Token   string        `json:"token,omitempty"`
+	Friends []nativeUser  `json:"friends"`
+	Groups  []nativeGroup `json:"groups"`
+	Convs   []nativeConv  `json:"convs"`
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only maps of strings and numbers reach here
+	}
+	return string(b)
+}
+
+// endSession ends sess: it leaves the hub and presence, and friends hear of
+// it if it was the user's last session anywhere.
+func (s *Server) endSession(sess *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	s.hubRemove(ctx, sess)
+	sess.mu.Lock()
+	sess.held, sess.heldBytes = nil, 0
+	sess.mu.Unlock()
+	// Save this user's delivered cursors now, not within the next second:
+	// a login elsewhere right after must not get the same messages again.
+	s.flushUserCursors(ctx, sess.uid)
+	last, err := s.Presence.Release(ctx, sess.uid, sess.sid)
+	if err != nil {
+		s.log.Warn("presence release failed; the entry will expire", "user", sess.uid, "err", err)
+	}
+	if sess.replied {
+		s.metrics.sessions.Dec()
+		s.log.Info("session ended", "user", sess.uid, "session", sess.sid)
+	}
+	if last && err == nil {
+		s.announcePresence(ctx, sess.uid, "offline")
+	}
+}
+
+// announcePresence tells uid's friends (native sessions) that uid came
+// online or went offline.
+func (s *Server) announcePresence(ctx context.Context, uid int64, state string) {
+	friends, err := s.Store.Friends(ctx, uid)
+	if err != nil {
+		s.log.Warn("presence: listing friends", "user", uid, "err", err)
+		return
+	}
+	if len(friends) == 0 {
+		return
+	}
+	b := []byte(`{"msgid":12,"id":`)
+	b = appendInt(b, uid)
+	b = append(b, `,"state":"`...)
+	b = append(b, state...)
+	b = append(b, "\"}\n"...)
+	for _, f := range friends {
+		s.publish(userChannel(f.ID), &envelope{kind: kindPresence, from: uid, native: b})
+	}
+}
