@@ -85,6 +85,22 @@ type Store interface {
 	PutToken(ctx context.Context, tokenHash string, uid int64, expires time.Time) error
 	// TokenUser returns the user of an unexpired token. EAUTH otherwise.
 	TokenUser(ctx context.Context, tokenHash string) (int64, error)
+	// RenewToken moves an unexpired token's expiry to expires (sliding
+	// renewal on use). EAUTH if the token is unknown or expired: a revoked
+	// token is never brought back.
+	RenewToken(ctx context.Context, tokenHash string, expires time.Time) error
+	// DeleteToken revokes one token (logout). Deleting an unknown token is
+	// not an error.
+	DeleteToken(ctx context.Context, tokenHash string) error
+	// DeleteUserTokens revokes every token of uid (log out everywhere).
+	DeleteUserTokens(ctx context.Context, uid int64) error
+	// DeleteExpiredTokens deletes the tokens that expired at or before now
+	// and returns how many.
+	DeleteExpiredTokens(ctx context.Context, now time.Time) (int64, error)
+	// SetPassword replaces uid's password hash and revokes every token of
+	// uid, in one transaction: a new password ends every session that the
+	// old one opened. ENOTFOUND if there is no such user.
+	SetPassword(ctx context.Context, uid int64, passHash string) error
 
 	// Ping checks that the database answers (for /readyz).
 	Ping(ctx context.Context) error

@@ -27,6 +27,7 @@ import (
 //	n<name>                     user name index -> uid
 //	t<hash>                     session token -> uid, expires (unix ms), be64 each
 //	u<uid>                      user -> name, pass hash
+//	T<uid><hash>                a user's tokens -> "" (index of t, for revoking them all)
 const (
 	pMeta      = 'a'
 	pCMID      = 'c'
@@ -40,12 +41,17 @@ const (
 	pUserName  = 'n'
 	pToken     = 't'
 	pUser      = 'u'
+	pUserToken = 'T'
 )
 
 // metaMsgID holds the last message id, written by every Append that stores
 // a message: messages are keyed by conversation, so nothing else would give
 // the highest id at Open without a full scan.
 var metaMsgID = []byte{pMeta, 'm', 's', 'g', 'i', 'd'}
+
+// metaTokenIndex marks a store whose every token has its T index row:
+// stores made before the index are backfilled once at Open.
+var metaTokenIndex = []byte{pMeta, 't', 'o', 'k', 'i', 'd', 'x'}
 
 // msgVersion is the first byte of every encoded message, so that the format
 // can change without a migration of old rows.

@@ -201,6 +201,9 @@ func (s *Store) load() error {
 		}
 		s.lastMsgID = getInt(v)
 	}
+	if err := s.indexTokens(); err != nil {
+		return err
+	}
 	return s.loadCmidFilter()
 }
 
@@ -1054,6 +1057,7 @@ func (s *Store) PutToken(ctx context.Context, tokenHash string, uid int64, expir
 			return nil, err
 		}
 		b.Set(keyStr(nil, pToken, tokenHash), appendInt(appendInt(nil, uid), expires.UnixMilli()), nil)
+		b.Set(keyIntStr(nil, pUserToken, uid, tokenHash), nil, nil)
 		return nil, nil
 	})
 }

@@ -76,6 +76,11 @@ CREATE TABLE tokens (
 	expires timestamptz NOT NULL
 );
 `,
+	// 2: revoking a user's tokens and sweeping expired ones without a scan.
+	`
+CREATE INDEX tokens_uid ON tokens (uid);
+CREATE INDEX tokens_expires ON tokens (expires);
+`,
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises migrations

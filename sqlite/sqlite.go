@@ -18,6 +18,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -156,6 +157,9 @@ var migrations = []string{
 		last_msg_id INTEGER NOT NULL
 	);
 	INSERT INTO meta (one, last_msg_id) VALUES (1, 0);`,
+	// 2: revoking a user's tokens and sweeping expired ones without a scan.
+	`CREATE INDEX tokens_by_user ON tokens(user_id);
+	CREATE INDEX tokens_by_expiry ON tokens(expires);`,
 }
 
 // dsn builds the connection string of one pool. Every connection gets
@@ -863,6 +867,66 @@ func (s *Store) TokenUser(ctx context.Context, tokenHash string) (int64, error) 
 		return 0, s.wrap("token", err)
 	}
 	return uid, nil
+}
+
+// RenewToken implements clusterchat.Store.
+func (s *Store) RenewToken(ctx context.Context, tokenHash string, expires time.Time) error {
+	return s.write(ctx, "renew token", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE tokens SET expires = ? WHERE hash = ? AND expires > ?",
+			expires.UnixMilli(), tokenHash, time.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, error(clusterchat.Errorf(clusterchat.EAUTH, "bad or expired token")))
+		}
+		return nil
+	})
+}
+
+// DeleteToken implements clusterchat.Store.
+func (s *Store) DeleteToken(ctx context.Context, tokenHash string) error {
+	return s.write(ctx, "delete token", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "DELETE FROM tokens WHERE hash = ?", tokenHash)
+		return err
+	})
+}
+
+// DeleteUserTokens implements clusterchat.Store.
+func (s *Store) DeleteUserTokens(ctx context.Context, uid int64) error {
+	return s.write(ctx, "delete user tokens", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "DELETE FROM tokens WHERE user_id = ?", uid)
+		return err
+	})
+}
+
+// DeleteExpiredTokens implements clusterchat.Store.
+func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, "delete expired tokens", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM tokens WHERE expires <= ?", now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// SetPassword implements clusterchat.Store.
+func (s *Store) SetPassword(ctx context.Context, uid int64, passHash string) error {
+	return s.write(ctx, "set password", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE users SET pass_hash = ? WHERE id = ?", passHash, uid)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, error(clusterchat.Errorf(clusterchat.ENOTFOUND, "no user %d", uid)))
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM tokens WHERE user_id = ?", uid)
+		return err
+	})
 }
 
 // Ping implements clusterchat.Store.

@@ -42,6 +42,10 @@ func Run(t *testing.T, open func(t *testing.T) clusterchat.Store) {
 		{"Undelivered", testUndelivered},
 		{"MarkCursors", testMarkCursors},
 		{"Tokens", testTokens},
+		{"TokenRenew", testTokenRenew},
+		{"TokenRevoke", testTokenRevoke},
+		{"TokenSweep", testTokenSweep},
+		{"SetPassword", testSetPassword},
 		{"Ping", testPing},
 		{"ConcurrentAppend", testConcurrentAppend},
 	}
