@@ -45,6 +45,8 @@ type Group struct {
 	ID      int64
 	Name    string
 	Desc    string
+	Private bool   // joinable only by invitation or an approved request; else by id (classic)
+	History string // HistoryJoined or HistoryAll: what a new member reads
 	Members []Member
 }
 

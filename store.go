@@ -30,18 +30,20 @@ type Store interface {
 	// Friends returns the friends of uid (PassHash empty), ordered by id.
 	Friends(ctx context.Context, uid int64) ([]User, error)
 
-	// CreateGroup stores a group with creator as its only member, role
-	// RoleCreator, and returns its id. EEXISTS if the name is taken,
+	// CreateGroup stores a public group (History HistoryJoined) with
+	// creator as its only member, role RoleCreator, and returns its id. EEXISTS if the name is taken,
 	// ENOTFOUND if creator does not exist.
 	CreateGroup(ctx context.Context, creator int64, name, desc string) (int64, error)
 	// JoinGroup adds uid to group gid with RoleNormal and reports whether it
 	// was added (false: already a member, nothing changed). The new member's
 	// delivered and read cursors start at the group's last seq, so joining
-	// does not flood them with history as "missed". ENOTFOUND if the group
-	// or the user does not exist.
+	// does not flood them with history as "missed"; that seq is also the
+	// join seq Access reports. A pending invitation or request of uid to
+	// gid is dropped. It does not check Private: the caller did. ENOTFOUND
+	// if the group or the user does not exist.
 	JoinGroup(ctx context.Context, gid, uid int64) (bool, error)
-	// Group returns a group with its members (names and roles, ordered by
-	// user id). ENOTFOUND if there is none.
+	// Group returns a group with its settings and members (names and
+	// roles, ordered by user id). ENOTFOUND if there is none.
 	Group(ctx context.Context, gid int64) (*Group, error)
 	// UserGroups returns the groups uid belongs to, each with its members,
 	// ordered by group id.
@@ -101,6 +103,85 @@ type Store interface {
 	// uid, in one transaction: a new password ends every session that the
 	// old one opened. ENOTFOUND if there is no such user.
 	SetPassword(ctx context.Context, uid int64, passHash string) error
+
+	// Social: friendship by consent, blocks, group administration and
+	// account changes. Every call is atomic like the rest.
+
+	// AreFriends tells whether a and b are friends.
+	AreFriends(ctx context.Context, a, b int64) (bool, error)
+	// RequestFriend records from's request for `to`'s friendship. If `to` had
+	// already asked from, the two become friends instead (that request is gone) and
+	// friends is true. ENOTFOUND if either user is missing, EEXISTS if they
+	// are friends or from asked already, EFORBIDDEN if either blocks the
+	// other, EINVALID if from == to.
+	RequestFriend(ctx context.Context, from, to int64) (friends bool, err error)
+	// AcceptFriend answers the request of from to uid: they become friends.
+	// ENOTFOUND if there is no such request.
+	AcceptFriend(ctx context.Context, uid, from int64) error
+	// DeleteFriendRequest drops the request of from to `to` (declined by
+	// `to` or cancelled by from). ENOTFOUND if there is none.
+	DeleteFriendRequest(ctx context.Context, from, to int64) error
+	// FriendRequests returns the open requests uid sent or received,
+	// ordered by (From, To).
+	FriendRequests(ctx context.Context, uid int64) ([]FriendRequest, error)
+	// RemoveFriend ends the friendship of a and b, both ways. ENOTFOUND if
+	// they are not friends.
+	RemoveFriend(ctx context.Context, a, b int64) error
+
+	// Block makes uid block target: it also ends their friendship and
+	// drops friend requests between them. EEXISTS if already blocked,
+	// ENOTFOUND if target does not exist, EINVALID if uid == target.
+	Block(ctx context.Context, uid, target int64) error
+	// Unblock undoes Block (the friendship stays ended). ENOTFOUND if uid
+	// does not block target.
+	Unblock(ctx context.Context, uid, target int64) error
+	// Blocked returns the users uid blocks (PassHash empty), ordered by id.
+	Blocked(ctx context.Context, uid int64) ([]User, error)
+	// IsBlocked tells whether blocker blocks target.
+	IsBlocked(ctx context.Context, blocker, target int64) (bool, error)
+
+	// NewGroup is CreateGroup with the settings of g (Name, Desc, Private,
+	// History; an empty History is HistoryJoined).
+	NewGroup(ctx context.Context, creator int64, g Group) (int64, error)
+	// UpdateGroup sets the Name, Desc, Private and History of group g.ID.
+	// ENOTFOUND if there is none, EEXISTS if the name is another group's.
+	UpdateGroup(ctx context.Context, g Group) error
+	// DeleteGroup deletes a group with its memberships, pending
+	// invitations and requests and its members' cursors. Its messages
+	// become unreachable (group ids are never reused). ENOTFOUND if none.
+	DeleteGroup(ctx context.Context, gid int64) error
+	// SetRole sets uid's role in gid. ENOTFOUND if uid is not a member.
+	SetRole(ctx context.Context, gid, uid int64, role string) error
+	// LeaveGroup ends uid's membership of gid (it left or was removed):
+	// its cursor of the group is dropped (nothing more is undelivered to
+	// it) and Access keeps what it may still read: nothing sent after
+	// this call. ENOTFOUND if uid is not a member.
+	LeaveGroup(ctx context.Context, gid, uid int64) error
+	// Access returns what uid may read of gid (see Access). ENOTFOUND if
+	// the group does not exist.
+	Access(ctx context.Context, gid, uid int64) (Access, error)
+	// AddPending records an invitation or join request (p.GroupID,
+	// p.UserID, p.Kind, p.By; Time and names are filled by the store).
+	// ENOTFOUND if the group or user is missing, EEXISTS if the user is a
+	// member or already has one pending for the group.
+	AddPending(ctx context.Context, p Pending) error
+	// DeletePending drops the pending invitation or request of uid to gid.
+	// ENOTFOUND if there is none.
+	DeletePending(ctx context.Context, gid, uid int64) error
+	// GroupPending returns the pending invitations and requests of gid,
+	// ordered by user id.
+	GroupPending(ctx context.Context, gid int64) ([]Pending, error)
+	// UserPending returns uid's pending invitations and requests, ordered
+	// by group id.
+	UserPending(ctx context.Context, uid int64) ([]Pending, error)
+
+	// SearchUsers returns up to limit users whose name starts with prefix
+	// (bytewise, case-sensitive) and sorts after `after` (bytewise; "" for
+	// the first page), ordered by name, PassHash empty.
+	SearchUsers(ctx context.Context, prefix, after string, limit int) ([]User, error)
+	// SetUserName renames uid. ENOTFOUND if there is no such user, EEXISTS
+	// if the name is another user's.
+	SetUserName(ctx context.Context, uid int64, name string) error
 
 	// Ping checks that the database answers (for /readyz).
 	Ping(ctx context.Context) error

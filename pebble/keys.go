@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -15,9 +16,11 @@ import (
 // length-prefixed so that no conversation's keys can fall inside another's
 // range, whatever bytes the name holds.
 //
-//	a<name>                     meta: "msgid" -> last message id (be64)
+//	a<name>                     meta: "msgid" -> last message id (be64), "lastgroup" -> last group id
+//	b<uid><target>              uid blocks target -> ""
 //	c<sender><cmid>             cmid index -> the message's key
-//	e<gid><uid>                 group member -> role
+//	d<gid><uid>                 former member -> joined seq, left seq (be64 each)
+//	e<gid><uid>                 group member -> role [0x00 joined seq (be64)]
 //	f<uid><friend>              friendship, one row per direction -> ""
 //	g<gid>                      group -> name, desc, creator
 //	h<name>                     group name index -> gid
@@ -25,12 +28,18 @@ import (
 //	k<uid><conv>                cursors: the user's conversations -> delivered, read (be64 each)
 //	m<len(conv)><conv><seq>     message -> encodeMsg
 //	n<name>                     user name index -> uid
+//	o<uid><gid>                 a user's pending invitations and requests -> ""
+//	p<gid><uid>                 pending invitation or request -> kind, by, unix ms
+//	q<from><to>                 friend request -> unix ms (be64)
+//	r<to><from>                 friend requests received -> ""
 //	t<hash>                     session token -> uid, expires (unix ms), be64 each
 //	u<uid>                      user -> name, pass hash
 //	T<uid><hash>                a user's tokens -> "" (index of t, for revoking them all)
 const (
 	pMeta      = 'a'
+	pBlock     = 'b'
 	pCMID      = 'c'
+	pDeparted  = 'd'
 	pMember    = 'e'
 	pFriend    = 'f'
 	pGroup     = 'g'
@@ -39,6 +48,10 @@ const (
 	pCursor    = 'k'
 	pMsg       = 'm'
 	pUserName  = 'n'
+	pUserPend  = 'o'
+	pPending   = 'p'
+	pFriendReq = 'q'
+	pFriendRcv = 'r'
 	pToken     = 't'
 	pUser      = 'u'
 	pUserToken = 'T'
@@ -52,6 +65,10 @@ var metaMsgID = []byte{pMeta, 'm', 's', 'g', 'i', 'd'}
 // metaTokenIndex marks a store whose every token has its T index row:
 // stores made before the index are backfilled once at Open.
 var metaTokenIndex = []byte{pMeta, 't', 'o', 'k', 'i', 'd', 'x'}
+
+// metaLastGroup holds the last group id given out, so that a deleted group's
+// id (possibly the last g key) is never given again.
+var metaLastGroup = []byte("alastgroup")
 
 // msgVersion is the first byte of every encoded message, so that the format
 // can change without a migration of old rows.
@@ -174,16 +191,49 @@ func decodeUser(v []byte, u *clusterchat.User) error {
 	return r.err
 }
 
-// encodeGroup is the value of a g row.
-func encodeGroup(b []byte, name, desc string, creator int64) []byte {
-	return binary.AppendVarint(appendStr(appendStr(b, name), desc), creator)
+// encodeGroup is the value of a g row: name, desc, creator, then (since the
+// social settings) a private flag and the history setting. Rows written
+// before have nothing after creator and decode as public, HistoryJoined:
+// that is the whole migration of old groups.
+func encodeGroup(b []byte, g *clusterchat.Group, creator int64) []byte {
+	b = binary.AppendVarint(appendStr(appendStr(b, g.Name), g.Desc), creator)
+	private := byte(0)
+	if g.Private {
+		private = 1
+	}
+	return appendStr(append(b, private), g.History)
 }
 
-func decodeGroup(v []byte, g *clusterchat.Group) error {
+// decodeGroup fills g from a g row and returns its creator.
+func decodeGroup(v []byte, g *clusterchat.Group) (int64, error) {
 	r := reader{b: v}
 	g.Name, g.Desc = r.str(), r.str()
-	r.varint() // creator: kept for the record, the members rows carry the role
-	return r.err
+	creator := r.varint()
+	g.Private, g.History = false, clusterchat.HistoryJoined
+	if r.err == nil && len(r.b) > 0 {
+		g.Private = r.b[0] == 1
+		r.b = r.b[1:]
+		g.History = r.str()
+	}
+	return creator, r.err
+}
+
+// memberVal is the value of an e row: the role, then 0x00 and the join seq.
+// Rows written before the social settings hold the role alone (join seq 0:
+// their members read the whole history, as they always did).
+func memberVal(role string, joined int64) []byte {
+	return appendInt(append([]byte(role), 0), joined)
+}
+
+func parseMember(v []byte) (role string, joined int64, err error) {
+	i := bytes.IndexByte(v, 0)
+	if i < 0 {
+		return string(v), 0, nil
+	}
+	if len(v) != i+9 {
+		return "", 0, errCorrupt
+	}
+	return string(v[:i]), getInt(v[i+1:]), nil
 }
 
 // encodeMsg is the value of an m row: everything but Conv and Seq (they are

@@ -191,6 +191,14 @@ func (s *Store) load() error {
 	if s.lastGroup, err = s.lastID(pGroup); err != nil {
 		return err
 	}
+	switch v, ok, err := s.get(metaLastGroup); {
+	case err != nil:
+		return s.fail("load last group id", err)
+	case ok && len(v) != 8:
+		return fmt.Errorf("pebble: load last group id: %w", errCorrupt)
+	case ok:
+		s.lastGroup = max(s.lastGroup, getInt(v))
+	}
 	v, ok, err := s.get(metaMsgID)
 	if err != nil {
 		return s.fail("load last message id", err)
@@ -522,23 +530,32 @@ func (s *Store) scanIDs(prefix []byte) ([]int64, error) {
 
 // CreateGroup implements clusterchat.Store.
 func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc string) (int64, error) {
+	return s.NewGroup(ctx, creator, clusterchat.Group{Name: name, Desc: desc})
+}
+
+// NewGroup implements clusterchat.Store.
+func (s *Store) NewGroup(ctx context.Context, creator int64, g clusterchat.Group) (int64, error) {
+	if g.History == "" {
+		g.History = clusterchat.HistoryJoined
+	}
 	var gid int64
 	err := s.write(ctx, "create group", func(b *pdb.Batch) (func(), error) {
 		if err := s.mustExist(key1(nil, pUser, creator), "user", creator); err != nil {
 			return nil, err
 		}
-		nk := keyStr(nil, pGroupName, name)
+		nk := keyStr(nil, pGroupName, g.Name)
 		taken, err := s.has(nk)
 		if err != nil {
 			return nil, err
 		}
 		if taken {
-			return nil, clusterchat.Errorf(clusterchat.EEXISTS, "group name %q is taken", name)
+			return nil, clusterchat.Errorf(clusterchat.EEXISTS, "group name %q is taken", g.Name)
 		}
 		gid = s.lastGroup + 1
-		b.Set(key1(nil, pGroup, gid), encodeGroup(nil, name, desc, creator), nil)
+		b.Set(key1(nil, pGroup, gid), encodeGroup(nil, &g, creator), nil)
 		b.Set(nk, appendInt(nil, gid), nil)
-		b.Set(key2(nil, pMember, gid, creator), []byte(clusterchat.RoleCreator), nil)
+		b.Set(metaLastGroup, appendInt(nil, gid), nil)
+		b.Set(key2(nil, pMember, gid, creator), memberVal(clusterchat.RoleCreator, 0), nil)
 		b.Set(key2(nil, pUserGroup, creator, gid), nil, nil)
 		// Group ids are never reused, so the conversation has no messages
 		// yet: the creator's cursors start at 0.
@@ -571,8 +588,11 @@ func (s *Store) JoinGroup(ctx context.Context, gid, uid int64) (bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.Set(mk, []byte(clusterchat.RoleNormal), nil)
+		b.Set(mk, memberVal(clusterchat.RoleNormal, seq), nil)
 		b.Set(key2(nil, pUserGroup, uid, gid), nil, nil)
+		b.Delete(key2(nil, pDeparted, gid, uid), nil)
+		b.Delete(key2(nil, pPending, gid, uid), nil)
+		b.Delete(key2(nil, pUserPend, uid, gid), nil)
 		b.Set(keyIntStr(nil, pCursor, uid, conv), cursorVal(nil, seq, seq), nil)
 		added = true
 		return nil, nil
@@ -607,7 +627,7 @@ func (s *Store) group(g *clusterchat.Group) (ok bool, err error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	if err := decodeGroup(v, g); err != nil {
+	if _, err := decodeGroup(v, g); err != nil {
 		return false, err
 	}
 	prefix := key1(nil, pMember, g.ID)
@@ -621,7 +641,12 @@ func (s *Store) group(g *clusterchat.Group) (ok bool, err error) {
 			it.Close()
 			return false, errCorrupt
 		}
-		g.Members = append(g.Members, clusterchat.Member{UserID: getInt(k[len(prefix):]), Role: string(it.Value())})
+		role, _, err := parseMember(it.Value())
+		if err != nil {
+			it.Close()
+			return false, err
+		}
+		g.Members = append(g.Members, clusterchat.Member{UserID: getInt(k[len(prefix):]), Role: role})
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return false, err
@@ -675,7 +700,8 @@ func (s *Store) Role(ctx context.Context, gid, uid int64) (string, error) {
 	if err != nil {
 		return "", s.fail("role", err)
 	}
-	return string(v), nil
+	role, _, err := parseMember(v)
+	return role, s.fail("role", err)
 }
 
 // lastSeq returns the last committed seq of conv, loading it into the cache

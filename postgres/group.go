@@ -9,25 +9,33 @@ import (
 	"clusterchat"
 )
 
-// CreateGroup stores a group with creator as its only member, role
+// CreateGroup stores a public group; see NewGroup.
+func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc string) (int64, error) {
+	return s.NewGroup(ctx, creator, clusterchat.Group{Name: name, Desc: desc})
+}
+
+// NewGroup stores a group with creator as its only member, role
 // RoleCreator, and the creator's cursor row, in one statement. EEXISTS if
 // the name is taken, ENOTFOUND if creator does not exist.
-func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc string) (int64, error) {
+func (s *Store) NewGroup(ctx context.Context, creator int64, g clusterchat.Group) (int64, error) {
+	if g.History == "" {
+		g.History = clusterchat.HistoryJoined
+	}
 	var gid int64
 	err := s.run(ctx, "create group", false, func() error {
 		return s.pool.QueryRow(ctx, `
 WITH g AS (
-	INSERT INTO groups (name, descr) VALUES ($1, $2) RETURNING id
+	INSERT INTO groups (name, descr, private, history) VALUES ($1, $2, $5, $6) RETURNING id
 ), m AS (
 	INSERT INTO members (gid, uid, role) SELECT id, $3, $4 FROM g
 ), c AS (
 	INSERT INTO cursors (uid, conv) SELECT $3, 'g:' || id FROM g
 )
-SELECT id FROM g`, name, desc, creator, clusterchat.RoleCreator).Scan(&gid)
+SELECT id FROM g`, g.Name, g.Desc, creator, clusterchat.RoleCreator, g.Private, g.History).Scan(&gid)
 	})
 	switch pgCode(err) {
 	case codeUniqueViolation:
-		return 0, clusterchat.Errorf(clusterchat.EEXISTS, "group name %q is taken", name)
+		return 0, clusterchat.Errorf(clusterchat.EEXISTS, "group name %q is taken", g.Name)
 	case codeForeignKeyViolation:
 		return 0, clusterchat.Errorf(clusterchat.ENOTFOUND, "no user %d", creator)
 	}
@@ -40,16 +48,20 @@ func (s *Store) JoinGroup(ctx context.Context, gid, uid int64) (bool, error) {
 	var added bool
 	err := s.run(ctx, "join group", false, func() error {
 		return s.pool.QueryRow(ctx, `
-WITH m AS (
-	INSERT INTO members (gid, uid, role) VALUES ($1, $2, $3)
+WITH last AS (
+	SELECT coalesce((SELECT last_seq FROM convs WHERE conv = $4), 0) AS seq
+), m AS (
+	INSERT INTO members (gid, uid, role, joined_seq) SELECT $1, $2, $3, last.seq FROM last
 	ON CONFLICT (gid, uid) DO NOTHING
 	RETURNING gid
-), last AS (
-	SELECT coalesce((SELECT last_seq FROM convs WHERE conv = $4), 0) AS seq
 ), c AS (
 	INSERT INTO cursors (uid, conv, delivered, read)
 	SELECT $2, $4, last.seq, last.seq FROM m, last
 	ON CONFLICT (uid, conv) DO NOTHING
+), p AS (
+	DELETE FROM group_pending WHERE gid = $1 AND uid = $2 AND EXISTS (SELECT 1 FROM m)
+), d AS (
+	DELETE FROM departed WHERE gid = $1 AND uid = $2 AND EXISTS (SELECT 1 FROM m)
 )
 SELECT count(*) > 0 FROM m`, gid, uid, clusterchat.RoleNormal, clusterchat.GroupConv(gid)).Scan(&added)
 	})
@@ -65,7 +77,7 @@ func (s *Store) Group(ctx context.Context, gid int64) (*clusterchat.Group, error
 	var g *clusterchat.Group
 	err := s.run(ctx, "group", true, func() error {
 		rows, err := s.pool.Query(ctx, `
-SELECT g.id, g.name, g.descr, u.id, u.name, m.role
+SELECT g.id, g.name, g.descr, g.private, g.history, u.id, u.name, m.role
 FROM groups g
 LEFT JOIN members m ON m.gid = g.id
 LEFT JOIN users u ON u.id = m.uid
@@ -95,7 +107,7 @@ func (s *Store) UserGroups(ctx context.Context, uid int64) ([]clusterchat.Group,
 	var out []clusterchat.Group
 	err := s.run(ctx, "user groups", true, func() error {
 		rows, err := s.pool.Query(ctx, `
-SELECT g.id, g.name, g.descr, u.id, u.name, m.role
+SELECT g.id, g.name, g.descr, g.private, g.history, u.id, u.name, m.role
 FROM members mine
 JOIN groups g ON g.id = mine.gid
 JOIN members m ON m.gid = g.id
@@ -118,16 +130,15 @@ func collectGroups(rows pgx.Rows) ([]clusterchat.Group, error) {
 	var out []clusterchat.Group
 	for rows.Next() {
 		var (
-			gid         int64
-			name, desc  string
+			g           clusterchat.Group
 			uid         *int64
 			uname, role *string
 		)
-		if err := rows.Scan(&gid, &name, &desc, &uid, &uname, &role); err != nil {
+		if err := rows.Scan(&g.ID, &g.Name, &g.Desc, &g.Private, &g.History, &uid, &uname, &role); err != nil {
 			return nil, err
 		}
-		if len(out) == 0 || out[len(out)-1].ID != gid {
-			out = append(out, clusterchat.Group{ID: gid, Name: name, Desc: desc})
+		if len(out) == 0 || out[len(out)-1].ID != g.ID {
+			out = append(out, g)
 		}
 		if uid != nil {
 			g := &out[len(out)-1]

@@ -81,6 +81,43 @@ CREATE TABLE tokens (
 CREATE INDEX tokens_uid ON tokens (uid);
 CREATE INDEX tokens_expires ON tokens (expires);
 `,
+	// 3: social (issue 11): consent, blocks, private groups. Existing groups
+	// become public with history from join on; existing members keep
+	// reading everything (joined_seq 0).
+	`
+ALTER TABLE groups ADD COLUMN private boolean NOT NULL DEFAULT false;
+ALTER TABLE groups ADD COLUMN history text NOT NULL DEFAULT 'joined';
+ALTER TABLE members ADD COLUMN joined_seq bigint NOT NULL DEFAULT 0;
+CREATE TABLE friend_requests (
+	a    bigint NOT NULL REFERENCES users (id), -- asks
+	b    bigint NOT NULL REFERENCES users (id), -- is asked
+	time timestamptz NOT NULL,
+	PRIMARY KEY (a, b)
+);
+CREATE INDEX friend_requests_b ON friend_requests (b);
+CREATE TABLE blocks (
+	uid    bigint NOT NULL REFERENCES users (id),
+	target bigint NOT NULL REFERENCES users (id),
+	PRIMARY KEY (uid, target)
+);
+-- Former members: what they may still read, (joined_seq, left_seq].
+CREATE TABLE departed (
+	gid        bigint NOT NULL,
+	uid        bigint NOT NULL,
+	joined_seq bigint NOT NULL,
+	left_seq   bigint NOT NULL,
+	PRIMARY KEY (gid, uid)
+);
+CREATE TABLE group_pending (
+	gid    bigint NOT NULL REFERENCES groups (id),
+	uid    bigint NOT NULL REFERENCES users (id),
+	kind   text NOT NULL,
+	by_uid bigint NOT NULL,
+	time   timestamptz NOT NULL,
+	PRIMARY KEY (gid, uid)
+);
+CREATE INDEX group_pending_uid ON group_pending (uid);
+`,
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises migrations

@@ -332,3 +332,39 @@ func TestOutage(t *testing.T) {
 		t.Errorf("Append after restart: seq %d, want 2 (nothing of the failed append kept)", after[0].Seq)
 	}
 }
+
+// TestMigrateFromPrevious builds a database with the migrations before the
+// social one, as the previous version left it, fills it, then opens it.
+func TestMigrateFromPrevious(t *testing.T) {
+	dsn := testenv.StartPostgres(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := postgres.SocialMigration - 1
+	stmts := append([]string{`CREATE TABLE schema_version (version int NOT NULL)`}, postgres.Migrations[:prev]...)
+	stmts = append(stmts,
+		fmt.Sprintf(`INSERT INTO schema_version (version) VALUES (%d)`, prev),
+		`INSERT INTO users (id, name, pass_hash) VALUES (1, 'alice', 'ha'), (2, 'bob', 'hb'), (3, 'carol', 'hc')`,
+		`SELECT setval(pg_get_serial_sequence('users', 'id'), 3)`,
+		`INSERT INTO friends (a, b) VALUES (1, 2), (2, 1)`,
+		`INSERT INTO groups (id, name, descr) VALUES (1, 'g', 'desc')`,
+		`SELECT setval(pg_get_serial_sequence('groups', 'id'), 1)`,
+		`INSERT INTO members (gid, uid, role) VALUES (1, 1, 'creator'), (1, 2, 'normal')`,
+		`INSERT INTO convs (conv, last_seq) VALUES ('g:1', 2), ('d:1:2', 1)`,
+		`INSERT INTO messages (conv, seq, id, sender, sender_name, recipient, group_id, body, ctime, time) VALUES
+			('g:1', 1, 1, 1, 'alice', 0, 1, 'hi', 't', now()),
+			('g:1', 2, 2, 2, 'bob', 0, 1, 'yo', 't', now()),
+			('d:1:2', 1, 3, 1, 'alice', 2, 0, 'dm', 't', now())`,
+		`SELECT setval('message_ids', 3)`,
+		`INSERT INTO cursors (uid, conv, delivered, read) VALUES (1, 'g:1', 0, 0), (1, 'd:1:2', 0, 0), (2, 'g:1', 1, 1), (2, 'd:1:2', 0, 0)`,
+	)
+	for _, q := range stmts {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	pool.Close()
+	storetest.CheckMigrated(t, mustOpen(t, dsn))
+}

@@ -160,6 +160,41 @@ var migrations = []string{
 	// 2: revoking a user's tokens and sweeping expired ones without a scan.
 	`CREATE INDEX tokens_by_user ON tokens(user_id);
 	CREATE INDEX tokens_by_expiry ON tokens(expires);`,
+	// 3: social (issue 11): consent, blocks, private groups. Existing groups
+	// become public with history from join on, and existing members keep
+	// reading everything (joined_seq 0).
+	`ALTER TABLE chat_groups ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE chat_groups ADD COLUMN history TEXT NOT NULL DEFAULT 'joined';
+	ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE friend_requests (
+		from_id INTEGER NOT NULL REFERENCES users(id),
+		to_id   INTEGER NOT NULL REFERENCES users(id),
+		ts      INTEGER NOT NULL, -- unix milliseconds
+		PRIMARY KEY (from_id, to_id)
+	) WITHOUT ROWID;
+	CREATE INDEX friend_requests_to ON friend_requests(to_id, from_id);
+	CREATE TABLE blocks (
+		user_id    INTEGER NOT NULL REFERENCES users(id),
+		blocked_id INTEGER NOT NULL REFERENCES users(id),
+		PRIMARY KEY (user_id, blocked_id)
+	) WITHOUT ROWID;
+	-- Former members: what they may still read, (joined_seq, left_seq].
+	CREATE TABLE departed (
+		group_id   INTEGER NOT NULL,
+		user_id    INTEGER NOT NULL,
+		joined_seq INTEGER NOT NULL,
+		left_seq   INTEGER NOT NULL,
+		PRIMARY KEY (group_id, user_id)
+	) WITHOUT ROWID;
+	CREATE TABLE group_pending (
+		group_id INTEGER NOT NULL REFERENCES chat_groups(id),
+		user_id  INTEGER NOT NULL REFERENCES users(id),
+		kind     TEXT NOT NULL,
+		by_id    INTEGER NOT NULL,
+		ts       INTEGER NOT NULL,
+		PRIMARY KEY (group_id, user_id)
+	) WITHOUT ROWID;
+	CREATE INDEX group_pending_user ON group_pending(user_id, group_id);`,
 }
 
 // dsn builds the connection string of one pool. Every connection gets
@@ -260,9 +295,9 @@ func (s *Store) open() error {
 
 	prep(s.rdb, &r.user, "SELECT name, pass_hash FROM users WHERE id = ?")
 	prep(s.rdb, &r.friends, "SELECT u.id, u.name FROM friends f JOIN users u ON u.id = f.friend_id WHERE f.user_id = ? ORDER BY u.id")
-	prep(s.rdb, &r.group, "SELECT name, descr FROM chat_groups WHERE id = ?")
+	prep(s.rdb, &r.group, "SELECT name, descr, private, history FROM chat_groups WHERE id = ?")
 	prep(s.rdb, &r.members, "SELECT m.user_id, u.name, m.role FROM members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY m.user_id")
-	prep(s.rdb, &r.userGroups, `SELECT g.id, g.name, g.descr, o.user_id, u.name, o.role
+	prep(s.rdb, &r.userGroups, `SELECT g.id, g.name, g.descr, g.private, g.history, o.user_id, u.name, o.role
 		FROM members m
 		JOIN chat_groups g ON g.id = m.group_id
 		JOIN members o ON o.group_id = m.group_id
@@ -509,6 +544,14 @@ func (s *Store) Friends(ctx context.Context, uid int64) ([]clusterchat.User, err
 
 // CreateGroup implements clusterchat.Store.
 func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc string) (int64, error) {
+	return s.NewGroup(ctx, creator, clusterchat.Group{Name: name, Desc: desc})
+}
+
+// NewGroup implements clusterchat.Store.
+func (s *Store) NewGroup(ctx context.Context, creator int64, g clusterchat.Group) (int64, error) {
+	if g.History == "" {
+		g.History = clusterchat.HistoryJoined
+	}
 	var gid int64
 	err := s.write(ctx, "create group", func(tx *sql.Tx) error {
 		ok, err := exists(ctx, tx, "users", creator)
@@ -518,9 +561,10 @@ func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc strin
 		if !ok {
 			return clusterchat.Errorf(clusterchat.ENOTFOUND, "no user %d", creator)
 		}
-		err = tx.QueryRowContext(ctx, "INSERT INTO chat_groups (name, descr, creator) VALUES (?, ?, ?) RETURNING id", name, desc, creator).Scan(&gid)
+		err = tx.QueryRowContext(ctx, "INSERT INTO chat_groups (name, descr, creator, private, history) VALUES (?, ?, ?, ?, ?) RETURNING id",
+			g.Name, g.Desc, creator, g.Private, g.History).Scan(&gid)
 		if isUnique(err) {
-			return clusterchat.Errorf(clusterchat.EEXISTS, "group name %q is taken", name)
+			return clusterchat.Errorf(clusterchat.EEXISTS, "group name %q is taken", g.Name)
 		}
 		if err != nil {
 			return err
@@ -569,7 +613,12 @@ func (s *Store) JoinGroup(ctx context.Context, gid, uid int64) (bool, error) {
 				return clusterchat.Errorf(clusterchat.ENOTFOUND, "no %s %d", c.what, c.id)
 			}
 		}
-		res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO members (group_id, user_id, role) VALUES (?, ?, ?)", gid, uid, clusterchat.RoleNormal)
+		conv := clusterchat.GroupConv(gid)
+		seq, err := s.lastSeq(ctx, tx, conv)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO members (group_id, user_id, role, joined_seq) VALUES (?, ?, ?, ?)", gid, uid, clusterchat.RoleNormal, seq)
 		if err != nil {
 			return err
 		}
@@ -578,10 +627,10 @@ func (s *Store) JoinGroup(ctx context.Context, gid, uid int64) (bool, error) {
 			return err
 		}
 		added = true
-		conv := clusterchat.GroupConv(gid)
-		seq, err := s.lastSeq(ctx, tx, conv)
-		if err != nil {
-			return err
+		for _, q := range []string{"DELETE FROM group_pending WHERE group_id = ? AND user_id = ?", "DELETE FROM departed WHERE group_id = ? AND user_id = ?"} {
+			if _, err := tx.ExecContext(ctx, q, gid, uid); err != nil {
+				return err
+			}
 		}
 		_, err = tx.StmtContext(ctx, s.w.insCursor).ExecContext(ctx, uid, conv, seq, seq)
 		return err
@@ -601,7 +650,7 @@ func (s *Store) Group(ctx context.Context, gid int64) (*clusterchat.Group, error
 	}
 	defer tx.Rollback()
 	g := &clusterchat.Group{ID: gid}
-	err = tx.StmtContext(ctx, s.r.group).QueryRowContext(ctx, gid).Scan(&g.Name, &g.Desc)
+	err = tx.StmtContext(ctx, s.r.group).QueryRowContext(ctx, gid).Scan(&g.Name, &g.Desc, &g.Private, &g.History)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, clusterchat.Errorf(clusterchat.ENOTFOUND, "no group %d", gid)
 	}
@@ -639,7 +688,7 @@ func (s *Store) UserGroups(ctx context.Context, uid int64) ([]clusterchat.Group,
 			g clusterchat.Group
 			m clusterchat.Member
 		)
-		if err := rows.Scan(&g.ID, &g.Name, &g.Desc, &m.UserID, &m.Name, &m.Role); err != nil {
+		if err := rows.Scan(&g.ID, &g.Name, &g.Desc, &g.Private, &g.History, &m.UserID, &m.Name, &m.Role); err != nil {
 			return nil, s.wrap("user groups", err)
 		}
 		if n := len(out); n == 0 || out[n-1].ID != g.ID {

@@ -49,7 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) clusterchat.Store) {
 		{"Ping", testPing},
 		{"ConcurrentAppend", testConcurrentAppend},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, socialTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
 			t.Cleanup(func() {
