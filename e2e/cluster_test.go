@@ -27,6 +27,7 @@ func TestCluster(t *testing.T) {
 	t.Run("OfflineClassic", func(t *testing.T) { testOfflineClassic(t, c) })
 	t.Run("OfflineNativeSync", func(t *testing.T) { testOfflineNative(t, c) })
 	t.Run("Presence", func(t *testing.T) { testPresence(t, c) })
+	t.Run("WebSocket", func(t *testing.T) { testWebSocket(t, c) })
 	t.Run("MaxSessionsRace", func(t *testing.T) { testMaxSessions(t, c) })
 	t.Run("Throughput", func(t *testing.T) { measureThroughput(t, c) })
 	t.Run("KillServer", func(t *testing.T) { testKillServer(t, c) })

@@ -44,22 +44,22 @@ type cluster struct {
 
 // startCluster starts PostgreSQL (a server of the test's own and a fresh
 // database on it), Redis, n chatservers built with -race pointing at both
-// (nodes n1..nN, bcrypt cost 4, extra args appended), and nginx's TCP proxy
-// in front of them. Cleanup stops everything. It returns once every server
-// answers /readyz with 200.
+// (nodes n1..nN, bcrypt cost 4, extra args appended), and nginx's TCP and
+// WebSocket proxies in front of them. Cleanup stops everything. It returns
+// once every server answers /readyz with 200.
 func startCluster(tb testing.TB, n int, extra ...string) *cluster {
 	tb.Helper()
 	c := &cluster{bin: testenv.BuildServer(tb)}
 	c.pg = testenv.NewPostgres(tb)
 	c.dsn = c.pg.CreateDB(tb)
 	c.redis = testenv.StartRedis(tb)
-	addrs := make([]string, n)
+	addrs, httpAddrs := make([]string, n), make([]string, n)
 	for i := range n {
 		s := c.startServer(tb, fmt.Sprintf("n%d", i+1), extra...)
 		c.servers = append(c.servers, s)
-		addrs[i] = s.Addr()
+		addrs[i], httpAddrs[i] = s.Addr(), s.HTTPAddr()
 	}
-	c.nginx = testenv.StartNginx(tb, addrs, nil)
+	c.nginx = testenv.StartNginx(tb, addrs, httpAddrs)
 	return c
 }
 

@@ -52,6 +52,14 @@ type Config struct {
 	LoginFailures int
 	LoginWindow   time.Duration
 	Pprof         bool // serve /debug/pprof on the HTTP listener (profiling for chatbench runs)
+	// AllowedOrigins are the browser origins (scheme://host[:port], or
+	// "*" for any) allowed to open /ws besides the page's own origin.
+	AllowedOrigins []string
+	// WSPing is how often the server pings an idle WebSocket; a client that
+	// has not answered within WSPongWait after a ping is cut. Defaults 30 s
+	// and 30 s.
+	WSPing     time.Duration
+	WSPongWait time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -81,6 +89,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Committers <= 0 {
 		c.Committers = 1
+	}
+	if c.WSPing <= 0 {
+		c.WSPing = 30 * time.Second
+	}
+	if c.WSPongWait <= 0 {
+		c.WSPongWait = 30 * time.Second
 	}
 	if c.Publishers <= 0 {
 		c.Publishers = 16

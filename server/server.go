@@ -166,22 +166,33 @@ func (s *Server) acceptLoop() {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		c := newConn(s, nc)
-		s.connMu.Lock()
-		if s.closing.Load() {
-			s.connMu.Unlock()
-			nc.Close()
+		if !s.serveConn(nc) {
 			return
 		}
-		s.conns[c] = struct{}{}
-		s.connMu.Unlock()
-		s.metrics.conns.Inc()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-		}()
 	}
+}
+
+// serveConn serves nc (a TCP socket or a WebSocket) on its own goroutine
+// until it ends. It returns false, closing nc, when the server is closing.
+func (s *Server) serveConn(nc net.Conn) bool {
+	c := newConn(s, nc)
+	s.connMu.Lock()
+	if s.closing.Load() {
+		s.connMu.Unlock()
+		nc.Close()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	// Under connMu: Close collects the connections under it before it
+	// waits for s.wg, so no Add comes after that Wait.
+	s.wg.Add(1)
+	s.connMu.Unlock()
+	s.metrics.conns.Inc()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+	}()
+	return true
 }
 
 func (s *Server) dropConn(c *conn) {
@@ -284,6 +295,7 @@ func (s *Server) httpHandler() http.Handler {
 		w.Write([]byte(report))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /ws", s.serveWS)
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

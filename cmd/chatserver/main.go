@@ -36,6 +36,7 @@ func main() {
 // options are the command line, each flag with an environment equivalent.
 type options struct {
 	addr, http, store, broker, node, logLevel string
+	allowedOrigins                            string
 	maxSessions, maxBody, bcryptCost          int
 	committers                                int
 	pprof                                     bool
@@ -69,6 +70,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", envInt("CHAT_BCRYPT_COST", 10), "bcrypt cost for new passwords, 4-31 (env CHAT_BCRYPT_COST)")
 	fs.StringVar(&o.logLevel, "log-level", env("CHAT_LOG_LEVEL", "info"), "debug, info, warn or error (env CHAT_LOG_LEVEL)")
 	fs.IntVar(&o.committers, "committers", envInt("CHAT_COMMITTERS", 1), "store appends (group commits) in flight at once; more than 1 measured slower on PostgreSQL here (env CHAT_COMMITTERS)")
+	fs.StringVar(&o.allowedOrigins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "comma-separated browser origins (https://chat.example.com, or *) allowed to open /ws besides the page's own (env CHAT_ALLOWED_ORIGINS)")
 	fs.BoolVar(&o.pprof, "pprof", os.Getenv("CHAT_PPROF") == "1", "serve /debug/pprof on the HTTP listener (env CHAT_PPROF=1)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -100,6 +102,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := server.New(server.Config{
 		Addr: o.addr, HTTPAddr: o.http, Node: o.node,
 		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost, Pprof: o.pprof, Committers: o.committers,
+		AllowedOrigins: splitList(o.allowedOrigins),
 	}, logger)
 
 	store, err := openStore(ctx, o.store, logger)
@@ -147,4 +150,15 @@ func openBroker(ctx context.Context, spec, node string, h clusterchat.BrokerHand
 		return openRedis(ctx, spec, node, h, logger)
 	}
 	return nil, nil, fmt.Errorf("-broker %q: want memory or redis://host:port", spec)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

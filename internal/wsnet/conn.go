@@ -1,0 +1,186 @@
+// Package wsnet carries clusterchat's JSON stream over a WebSocket: it
+// turns a gorilla/websocket connection into a net.Conn, so the server's
+// connection machinery (read loop, byte-bounded queue, flusher), the bench
+// client and the tests run unchanged over either transport.
+//
+// Framing: every text message is one JSON object. Reading yields each
+// message followed by a newline, which the stream readers on both sides
+// treat as a separator. Writing cuts the byte stream at each newline or NUL
+// (the object terminators; JSON text never holds a raw one) and sends each
+// object as one text message; a tail without a terminator waits for the rest
+// of its object.
+package wsnet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// closeWait bounds the close frame sent by Close: a peer that does not read
+// must not hold up the goroutine that cuts it.
+const closeWait = 100 * time.Millisecond
+
+// ErrBinary is returned by Read when the peer sends a binary message: the
+// protocol is JSON text, so the connection is closed (status 1003).
+var ErrBinary = errors.New("wsnet: binary message; clusterchat speaks JSON in text messages")
+
+// Conn is a net.Conn over a WebSocket. One goroutine reads; one writes at a
+// time (the caller serialises writes, as with a socket). Close and the
+// deadlines may be called from any goroutine.
+type Conn struct {
+	ws *websocket.Conn
+
+	r       io.Reader // the message being read; nil between messages
+	sep     bool      // the newline after the message just read is still owed
+	partial []byte    // written bytes of an object whose terminator has not come
+
+	wmu       sync.Mutex // held by Write, so Close sends its close frame only between writes
+	closeOnce sync.Once
+	closeErr  error
+	onClose   func()
+}
+
+// OnClose sets f to run when the Conn is closed (before any use).
+func (c *Conn) OnClose(f func()) { c.onClose = f }
+
+// New wraps ws.
+func New(ws *websocket.Conn) *Conn { return &Conn{ws: ws} }
+
+// WS returns the underlying WebSocket (for control frames and handlers).
+func (c *Conn) WS() *websocket.Conn { return c.ws }
+
+// Dial opens a WebSocket to url (ws://host:port/ws) with the given Origin
+// header ("" sends none, as a non-browser client) and returns it as a Conn.
+func Dial(ctx context.Context, url, origin string) (*Conn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
+	var h http.Header
+	if origin != "" {
+		h = http.Header{"Origin": {origin}}
+	}
+	ws, resp, err := d.DialContext(ctx, url, h)
+	if err != nil {
+		if resp != nil {
+			return nil, errors.Join(err, errors.New("wsnet: handshake answered "+resp.Status))
+		}
+		return nil, err
+	}
+	return New(ws), nil
+}
+
+// Read returns bytes of the incoming messages, a newline after each.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		if c.sep {
+			c.sep = false
+			p[0] = '\n'
+			return 1, nil
+		}
+		if c.r == nil {
+			typ, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, readErr(err)
+			}
+			if typ != websocket.TextMessage {
+				c.closeWith(websocket.CloseUnsupportedData, "text messages only")
+				return 0, ErrBinary
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			c.sep = true
+			err = nil
+		}
+		if n > 0 || err != nil {
+			return n, readErr(err)
+		}
+	}
+}
+
+// readErr maps an orderly close by the peer to io.EOF, like a socket's FIN.
+func readErr(err error) error {
+	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+		return io.EOF
+	}
+	return err
+}
+
+// Write sends each complete object in p as one text message.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexAny(p, "\n\x00")
+		if i < 0 {
+			c.partial = append(c.partial, p...)
+			break
+		}
+		msg := p[:i]
+		if len(c.partial) > 0 {
+			c.partial = append(c.partial, msg...)
+			msg = c.partial
+		}
+		if len(msg) > 0 {
+			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return n - len(p), err
+			}
+		}
+		c.partial = c.partial[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// Close sends a close frame (going away) when no write is in progress, then
+// closes the connection. A peer that does not read delays it by at most
+// closeWait.
+func (c *Conn) Close() error { return c.closeWith(websocket.CloseGoingAway, "") }
+
+func (c *Conn) closeWith(code int, reason string) error {
+	c.closeOnce.Do(func() {
+		if c.onClose != nil {
+			c.onClose()
+		}
+		if c.wmu.TryLock() {
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(closeWait))
+			c.wmu.Unlock()
+		}
+		c.closeErr = c.ws.Close()
+	})
+	return c.closeErr
+}
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.ws.LocalAddr() }
+
+// RemoteAddr returns the peer's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.SetWriteDeadline(t)
+	return c.SetReadDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline of the underlying connection.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline for the following message writes.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.ws.SetWriteDeadline(t)
+}

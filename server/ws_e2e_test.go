@@ -1,0 +1,267 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"clusterchat/internal/testenv"
+	"clusterchat/internal/wsnet"
+	"clusterchat/server"
+)
+
+// dialWS opens /ws on the server's HTTP listener with the given Origin
+// header ("" for none) and returns it as a raw protocol client: one object
+// per text message each way, read back as lines.
+func dialWS(tb testing.TB, ts *testServer, origin string) *client {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	nc, err := wsnet.Dial(ctx, "ws://"+ts.http+"/ws", origin)
+	if err != nil {
+		tb.Fatalf("dial ws: %v", err)
+	}
+	tb.Cleanup(func() { nc.Close() })
+	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+}
+
+// wsNative connects over WebSocket and logs u in with the native protocol.
+func (u user) wsNative(tb testing.TB, ts *testServer) (*client, obj) {
+	tb.Helper()
+	c := dialWS(tb, ts, "")
+	return c, c.nativeLogin(u.id, u.pw)
+}
+
+// TestWSChatsWithTCP: a WebSocket user and a TCP user (classic or native)
+// chat both ways as if both were on TCP.
+func TestWSChatsWithTCP(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, peer := range []string{"classic", "native", "ws"} {
+		t.Run(peer, func(t *testing.T) {
+			alice, bob := newUser(t, ts, "wa-"+peer), newUser(t, ts, "wb-"+peer)
+			befriend(t, ts, alice, bob)
+			a, _ := alice.wsNative(t, ts)
+			var b *client
+			switch peer {
+			case "classic":
+				b, _ = bob.classic(t, ts)
+			case "native":
+				b, _ = bob.native(t, ts)
+			case "ws":
+				b, _ = bob.wsNative(t, ts)
+			}
+			a.expect(12, "id", bob.id, "state", "online")
+			ack := a.call(6, `{"msgid":6,"to":%d,"msg":"hi <b>%s</b>","cmid":"c1"}`, bob.id, peer)
+			ack.check(t, "seq", 1)
+			b.expect(6, "id", alice.id, "name", alice.name, "msg", "hi <b>"+peer+"</b>")
+			if peer == "classic" {
+				b.sendf(`{"msgid":6,"id":%d,"name":%q,"to":%d,"msg":"back"}`, bob.id, bob.name, alice.id)
+			} else {
+				b.call(6, `{"msgid":6,"to":%d,"msg":"back","cmid":"c2"}`, alice.id)
+			}
+			a.expect(6, "id", bob.id, "name", bob.name, "msg", "back", "seq", 2)
+			// The same cmid again: the original ack, nothing stored twice.
+			a.call(6, `{"msgid":6,"to":%d,"msg":"hi","cmid":"c1"}`, bob.id).check(t, "dup", true, "seq", 1, "mid", ack.int("mid"))
+			a.ping()
+		})
+	}
+}
+
+// TestWSSession: tokens, SYNC, HISTORY, READ across devices and groups work
+// over WebSocket exactly as over TCP, with one device on each.
+func TestWSSession(t *testing.T) {
+	ts := startServer(t, nil)
+	alice, bob := newUser(t, ts, "alice"), newUser(t, ts, "bob")
+	befriend(t, ts, alice, bob)
+	gid := mkGroup(t, ts, alice, "devs", bob)
+
+	w, login := alice.wsNative(t, ts)
+	token := login.str("token")
+	if token == "" {
+		t.Fatalf("no token in %s", login.raw)
+	}
+	tcp, _ := alice.native(t, ts) // alice's second device, on TCP
+	b, _ := bob.native(t, ts)
+	w.expect(12, "id", bob.id, "state", "online")
+	tcp.expect(12, "id", bob.id, "state", "online")
+	for i := range 3 {
+		b.call(6, `{"msgid":6,"to":%d,"msg":"m%d","cmid":"b%d"}`, alice.id, i, i)
+	}
+	b.call(10, `{"msgid":10,"groupid":%d,"msg":"to the group","cmid":"g1"}`, gid)
+	for i := range 3 {
+		w.expect(6, "msg", "m"+string(rune('0'+i)), "seq", i+1)
+		tcp.expect(6, "seq", i+1)
+	}
+	w.expect(10, "groupid", gid, "msg", "to the group")
+	tcp.expect(10, "groupid", gid)
+	conv := w.call(14, `{"msgid":14,"to":%d,"after":1}`, bob.id)
+	conv.check(t, "last", 3)
+	if n := len(conv.list("msgs")); n != 2 {
+		t.Fatalf("SYNC after 1: %d messages, want 2: %s", n, conv.raw)
+	}
+	hist := w.call(15, `{"msgid":15,"to":%d,"before":3,"limit":1}`, bob.id)
+	if msgs := hist.list("msgs"); len(msgs) != 1 || msgs[0].(map[string]any)["msg"] != "m1" {
+		t.Fatalf("HISTORY before 3 limit 1: %s", hist.raw)
+	}
+	// A read marker set on the browser moves on the other device.
+	w.call(16, `{"msgid":16,"conv":%q,"seq":3}`, conv.str("conv"))
+	tcp.expect(16, "conv", conv.str("conv"), "seq", 3)
+	// A reload: a new WebSocket resumes with the token, nothing unread.
+	w.nc.Close()
+	w2 := dialWS(t, ts, "")
+	rid := w2.req(`{"msgid":1,"proto":2,"token":%q}`, token)
+	re := w2.expect(2, "rid", rid, "errno", 0, "id", alice.id)
+	for _, c := range re.list("convs") {
+		m := c.(map[string]any)
+		if m["conv"] == conv.str("conv") && m["unread"].(json.Number).String() != "0" {
+			t.Fatalf("unread after READ: %v", m)
+		}
+	}
+	w2.call(3, `{"msgid":3}`) // logout answers; the connection stays, without a session
+	w2.req(`{"msgid":6,"to":%d,"msg":"x","cmid":"x"}`, bob.id)
+	w2.expectErr(6, 8)
+}
+
+// TestWSOrigin: browsers from other sites are refused at the upgrade; the
+// page's own origin, configured origins and non-browser clients are not.
+func TestWSOrigin(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.AllowedOrigins = []string{"https://chat.example.com"} })
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},
+		{"http://" + ts.http, true},
+		{"https://chat.example.com", true},
+		{"https://chat.example.com.evil.test", false},
+		{"http://evil.test", false},
+		{"null", false},
+	} {
+		t.Run(tc.origin, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+			defer cancel()
+			nc, err := wsnet.Dial(ctx, "ws://"+ts.http+"/ws", tc.origin)
+			if tc.ok != (err == nil) {
+				t.Fatalf("origin %q: err %v, want ok=%v", tc.origin, err, tc.ok)
+			}
+			if err == nil {
+				nc.Close()
+			} else if !strings.Contains(err.Error(), "403") {
+				t.Fatalf("refusal without 403: %v", err)
+			}
+		})
+	}
+}
+
+// TestWSLimits: the frame limit and bad input behave as on TCP; a binary
+// message closes the connection.
+func TestWSLimits(t *testing.T) {
+	ts := startServer(t, nil)
+	t.Run("frame over 64 KiB", func(t *testing.T) {
+		c := dialWS(t, ts, "")
+		c.send(`{"msgid":4,"name":"` + strings.Repeat("x", 70<<10) + `"}` + "\n")
+		c.expectErr(0, 7)
+		c.expectClosed()
+	})
+	t.Run("not an object", func(t *testing.T) {
+		c := dialWS(t, ts, "")
+		c.send("[1]\n")
+		c.expectErr(0, 3)
+		c.ping()
+	})
+	t.Run("binary", func(t *testing.T) {
+		c := dialWS(t, ts, "")
+		ws := c.nc.(*wsnet.Conn).WS()
+		if err := ws.WriteMessage(websocket.BinaryMessage, []byte(`{"msgid":18}`)); err != nil {
+			t.Fatal(err)
+		}
+		c.expectClosed()
+	})
+}
+
+// TestWSShutdown: closing the server tells a WebSocket native session to
+// reconnect (RECONNECT), then closes it.
+func TestWSShutdown(t *testing.T) {
+	ts := startServer(t, nil)
+	alice := newUser(t, ts, "alice")
+	c, _ := alice.wsNative(t, ts)
+	go ts.Close()
+	c.expect(17, "reason", "shutdown")
+	c.expectClosed()
+}
+
+// TestWSKeepalive: the server pings; a client that answers stays, one that
+// does not is cut after WSPing+WSPongWait.
+func TestWSKeepalive(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) {
+		c.WSPing = 50 * time.Millisecond
+		c.WSPongWait = 500 * time.Millisecond
+	})
+	alice := newUser(t, ts, "alice")
+
+	live, _ := alice.wsNative(t, ts)
+	pings := make(chan struct{}, 100)
+	ws := live.nc.(*wsnet.Conn).WS()
+	ws.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	// A reader must run for control frames to be handled.
+	for got := 0; got < 5; {
+		live.ping()
+		select {
+		case <-pings:
+			got++
+		default:
+		}
+	}
+	live.ping()
+
+	dead := dialWS(t, ts, "")
+	dead.nc.(*wsnet.Conn).WS().SetPingHandler(func(string) error { return nil })
+	dead.expectClosed()
+}
+
+// TestWSSlowConsumer: a WebSocket client that stops reading is cut at the
+// byte bound like a TCP one.
+func TestWSSlowConsumer(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) {
+		c.MaxQueue = 64 << 10
+		c.MaxBody = 60000
+	})
+	alice, bob := newUser(t, ts, "alice"), newUser(t, ts, "bob")
+	slow, _ := bob.wsNative(t, ts)
+	slow.nc.(*wsnet.Conn).WS().NetConn().(*net.TCPConn).SetReadBuffer(4096)
+	a, _ := alice.native(t, ts)
+	body := strings.Repeat("z", 60000)
+	for sent := 0; ts.metric(t, "chat_slow_consumer_disconnects_total") == 0; {
+		if sent >= 2000 {
+			t.Fatalf("no slow-consumer disconnect after %d messages", sent)
+		}
+		for range 10 {
+			sent++
+			a.call(6, `{"msgid":6,"to":%d,"msg":%q,"cmid":"f%d"}`, bob.id, body, sent)
+		}
+	}
+	testenv.WaitFor(t, readTimeout, "the slow WebSocket closed", func() bool {
+		return ts.metric(t, "chat_connections") == 1
+	})
+	a.ping()
+}
+
+// TestWSNotFoundWithoutUpgrade: a plain GET on /ws is a clear 400, not a
+// hang.
+func TestWSNotFoundWithoutUpgrade(t *testing.T) {
+	ts := startServer(t, nil)
+	_, code := httpGet(t, ts.http, "/ws")
+	if code != http.StatusBadRequest {
+		t.Fatalf("GET /ws without upgrade: %d, want 400", code)
+	}
+}
