@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"clusterchat/proto"
+
 	"clusterchat"
 )
 
@@ -63,7 +65,7 @@ type Options struct {
 	// testLive, set only by this package's tests, says how many times a
 	// live chat frame is handled (0: dropped, 2: duplicated), to play a
 	// lossy, repeating broker.
-	testLive func(*frame) int
+	testLive func(*proto.Frame) int
 }
 
 // ErrClosed is returned by calls on a closed Client.
@@ -304,7 +306,7 @@ func (c *Client) redial(addr string) (*conn, *LoginInfo, error) {
 	if token == "" {
 		return cn, nil, nil
 	}
-	f, err := c.do(c.ctx, cn, map[string]any{"msgid": msgLogin, "proto": 2, "token": token})
+	f, err := c.do(c.ctx, cn, &proto.LoginReq{Token: token})
 	if err != nil {
 		if clusterchat.ErrorCode(err) == clusterchat.EAUTH {
 			c.mu.Lock()
@@ -337,7 +339,7 @@ func (c *Client) pinger() {
 		if cn == nil {
 			continue
 		}
-		if _, err := c.do(c.ctx, cn, map[string]any{"msgid": msgPing}); err != nil && c.ctx.Err() == nil && isTimeout(err) {
+		if _, err := c.do(c.ctx, cn, &proto.PingReq{}); err != nil && c.ctx.Err() == nil && isTimeout(err) {
 			cn.fail(err)
 		}
 	}
@@ -420,9 +422,8 @@ func retryable(err error) bool {
 }
 
 // do runs one attempt of req on cn with a fresh rid.
-func (c *Client) do(ctx context.Context, cn *conn, req map[string]any) (*frame, error) {
+func (c *Client) do(ctx context.Context, cn *conn, req proto.Req) (*proto.Frame, error) {
 	rid := c.rids.Add(1)
-	req["rid"] = rid
 	actx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
 	defer cancel()
 	f, err := cn.roundTrip(actx, rid, req)
@@ -438,7 +439,7 @@ func (c *Client) do(ctx context.Context, cn *conn, req map[string]any) (*frame, 
 }
 
 // request runs one attempt of req on the current connection.
-func (c *Client) request(ctx context.Context, req map[string]any) (*frame, error) {
+func (c *Client) request(ctx context.Context, req proto.Req) (*proto.Frame, error) {
 	cn, err := c.conn(ctx)
 	if err != nil {
 		return nil, err
@@ -448,7 +449,7 @@ func (c *Client) request(ctx context.Context, req map[string]any) (*frame, error
 
 // Register creates an account and returns its id. It does not log in.
 func (c *Client) Register(ctx context.Context, name, password string) (int64, error) {
-	f, err := c.request(ctx, map[string]any{"msgid": msgReg, "proto": 2, "name": name, "password": password})
+	f, err := c.request(ctx, &proto.RegisterReq{Name: name, Password: password})
 	if err != nil {
 		return 0, err
 	}
@@ -459,15 +460,15 @@ func (c *Client) Register(ctx context.Context, name, password string) (int64, er
 // once: missed messages of every conversation follow as EventMessage (see
 // Synced).
 func (c *Client) Login(ctx context.Context, id int64, password string) (*LoginInfo, error) {
-	return c.login(ctx, map[string]any{"msgid": msgLogin, "proto": 2, "id": id, "password": password})
+	return c.login(ctx, &proto.LoginReq{ID: id, Password: password})
 }
 
 // LoginToken logs in with a token from an earlier login.
 func (c *Client) LoginToken(ctx context.Context, token string) (*LoginInfo, error) {
-	return c.login(ctx, map[string]any{"msgid": msgLogin, "proto": 2, "token": token})
+	return c.login(ctx, &proto.LoginReq{Token: token})
 }
 
-func (c *Client) login(ctx context.Context, req map[string]any) (*LoginInfo, error) {
+func (c *Client) login(ctx context.Context, req *proto.LoginReq) (*LoginInfo, error) {
 	f, err := c.request(ctx, req)
 	if err != nil {
 		return nil, err
@@ -479,13 +480,13 @@ func (c *Client) login(ctx context.Context, req map[string]any) (*LoginInfo, err
 	return info, nil
 }
 
-func loginInfo(f *frame) *LoginInfo {
+func loginInfo(f *proto.Frame) *LoginInfo {
 	return &LoginInfo{ID: f.ID, Name: f.Name, Token: f.Token, Friends: f.Friends, Groups: f.Groups, Convs: f.Convs}
 }
 
 // Logout ends the session; the connection stays, ready for another login.
 func (c *Client) Logout(ctx context.Context) error {
-	_, err := c.request(ctx, map[string]any{"msgid": msgLogout})
+	_, err := c.request(ctx, &proto.LogoutReq{})
 	if err != nil {
 		return err
 	}
@@ -511,19 +512,19 @@ type Ack struct {
 // losses are retried with the same cmid until ctx ends, so the message is
 // stored at most once; give ctx a deadline.
 func (c *Client) Send(ctx context.Context, to int64, text string) (*Ack, error) {
-	return c.send(ctx, map[string]any{"msgid": msgOneChat, "to": to, "msg": text}, to, 0, text)
+	return c.send(ctx, &proto.ChatReq{To: to, Msg: text})
 }
 
 // SendGroup sends text to group gid, like Send.
 func (c *Client) SendGroup(ctx context.Context, gid int64, text string) (*Ack, error) {
-	return c.send(ctx, map[string]any{"msgid": msgGroupChat, "groupid": gid, "msg": text}, 0, gid, text)
+	return c.send(ctx, &proto.ChatReq{GroupID: gid, Msg: text})
 }
 
-func (c *Client) send(ctx context.Context, req map[string]any, to, gid int64, text string) (*Ack, error) {
+func (c *Client) send(ctx context.Context, req *proto.ChatReq) (*Ack, error) {
 	cmid := c.NewCMID()
-	req["cmid"] = cmid
+	req.CMID = cmid
 	backoff := c.opts.MinBackoff
-	var f *frame
+	var f *proto.Frame
 	for {
 		var err error
 		f, err = c.request(ctx, req)
@@ -549,7 +550,7 @@ func (c *Client) send(ctx context.Context, req map[string]any, to, gid int64, te
 	if ack.Conv != "" && ack.Seq > 0 {
 		c.mu.Lock()
 		m := &clusterchat.Message{ID: ack.MID, Conv: ack.Conv, Seq: ack.Seq, From: c.uid, FromName: c.name,
-			To: to, GroupID: gid, Body: text, CTime: ack.CTime, Time: ack.Time, CMID: cmid, Dup: ack.Dup}
+			To: req.To, GroupID: req.GroupID, Body: req.Msg, CTime: ack.CTime, Time: ack.Time, CMID: cmid, Dup: ack.Dup}
 		c.offer(ack.Conv, m, true, false)
 		c.mu.Unlock()
 	}
@@ -558,7 +559,7 @@ func (c *Client) send(ctx context.Context, req map[string]any, to, gid int64, te
 
 // AddFriend makes user id a friend (both ways) and returns it.
 func (c *Client) AddFriend(ctx context.Context, id int64) (*Friend, error) {
-	f, err := c.request(ctx, map[string]any{"msgid": msgAddFriend, "friendid": id})
+	f, err := c.request(ctx, &proto.AddFriendReq{FriendID: id})
 	if err != nil {
 		return nil, err
 	}
@@ -567,7 +568,7 @@ func (c *Client) AddFriend(ctx context.Context, id int64) (*Friend, error) {
 
 // CreateGroup creates a group with the user as creator and returns its id.
 func (c *Client) CreateGroup(ctx context.Context, name, desc string) (int64, error) {
-	f, err := c.request(ctx, map[string]any{"msgid": msgCreateGroup, "groupname": name, "groupdesc": desc})
+	f, err := c.request(ctx, &proto.CreateGroupReq{Name: name, Desc: desc})
 	if err != nil {
 		return 0, err
 	}
@@ -576,7 +577,7 @@ func (c *Client) CreateGroup(ctx context.Context, name, desc string) (int64, err
 
 // JoinGroup joins group gid; joined is false when already a member.
 func (c *Client) JoinGroup(ctx context.Context, gid int64) (joined bool, err error) {
-	f, err := c.request(ctx, map[string]any{"msgid": msgAddGroup, "groupid": gid})
+	f, err := c.request(ctx, &proto.AddGroupReq{GroupID: gid})
 	if err != nil {
 		return false, err
 	}
@@ -593,7 +594,7 @@ type Page struct {
 // History returns up to limit of the newest messages of conv with seq <
 // before (0: from the end), ascending. It moves no cursor and emits nothing.
 func (c *Client) History(ctx context.Context, conv string, before int64, limit int) (*Page, error) {
-	f, err := c.request(ctx, map[string]any{"msgid": msgHistory, "conv": conv, "before": before, "limit": limit})
+	f, err := c.request(ctx, &proto.HistoryReq{Conv: conv, Before: before, Limit: limit})
 	if err != nil {
 		return nil, err
 	}
@@ -602,7 +603,7 @@ func (c *Client) History(ctx context.Context, conv string, before int64, limit i
 		p.Conv = conv
 	}
 	for i := range f.Msgs {
-		p.Msgs[i] = f.Msgs[i].message()
+		p.Msgs[i] = f.Msgs[i].Message()
 		if p.Msgs[i].Conv == "" {
 			p.Msgs[i].Conv = p.Conv
 		}
@@ -613,20 +614,20 @@ func (c *Client) History(ctx context.Context, conv string, before int64, limit i
 // MarkRead sets the user's read marker of conv to seq; the user's other
 // sessions get EventRead.
 func (c *Client) MarkRead(ctx context.Context, conv string, seq int64) error {
-	_, err := c.request(ctx, map[string]any{"msgid": msgRead, "conv": conv, "seq": seq})
+	_, err := c.request(ctx, &proto.ReadReq{Conv: conv, Seq: seq})
 	return err
 }
 
 // Ping asks the server for an empty reply.
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.request(ctx, map[string]any{"msgid": msgPing})
+	_, err := c.request(ctx, &proto.PingReq{})
 	return err
 }
 
 // onFrame handles a frame that is not a reply, on the read goroutine.
-func (c *Client) onFrame(cn *conn, f *frame) {
+func (c *Client) onFrame(cn *conn, f *proto.Frame) {
 	switch f.MsgID {
-	case msgOneChat, msgGroupChat:
+	case proto.OneChat, proto.GroupChat:
 		n := 1
 		if c.opts.testLive != nil {
 			n = c.opts.testLive(f)
@@ -634,17 +635,17 @@ func (c *Client) onFrame(cn *conn, f *frame) {
 		for range n {
 			c.onChat(f)
 		}
-	case msgPresence:
+	case proto.Presence:
 		c.events.push(Event{Kind: EventPresence, UserID: f.ID, State: f.State})
-	case msgFriendAdded:
+	case proto.FriendAdded:
 		c.events.push(Event{Kind: EventFriendAdded, UserID: f.ID, Name: f.Name, State: f.State})
-	case msgGroupJoined:
+	case proto.GroupJoined:
 		c.events.push(Event{Kind: EventGroupJoined, UserID: f.ID, Name: f.Name, GroupID: f.GroupID})
-	case msgRead:
+	case proto.Read:
 		c.events.push(Event{Kind: EventRead, Conv: f.Conv, Seq: f.Seq})
-	case msgReconnect:
+	case proto.Reconnect:
 		c.events.push(Event{Kind: EventReconnect, Reason: f.Reason})
-		if f.Reason == "resync" {
+		if f.Reason == proto.ReasonResync {
 			c.mu.Lock()
 			for conv := range c.convs {
 				c.startSync(conv)
@@ -655,23 +656,23 @@ func (c *Client) onFrame(cn *conn, f *frame) {
 			// connection (elsewhere, through the balancer) catches up.
 			cn.fail(errors.New("server asked to reconnect: " + f.Reason))
 		}
-	case msgReply, msgLoginAck, msgRegAck:
-		if err := f.err(); err != nil {
+	case proto.Reply, proto.LoginAck, proto.RegisterAck:
+		if err := f.Err(); err != nil {
 			c.events.push(Event{Kind: EventError, Err: err})
 		}
 	}
 }
 
 // onChat takes a live chat message into the ordering machinery.
-func (c *Client) onChat(f *frame) {
-	w := f.chat()
+func (c *Client) onChat(f *proto.Frame) {
+	w := f.Chat()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if w.Conv == "" || w.Seq <= 0 {
 		// Not a sequenced message (should not happen on a native session):
 		// pass it on unordered rather than lose it.
-		c.events.push(Event{Kind: EventMessage, Message: w.message()})
+		c.events.push(Event{Kind: EventMessage, Message: w.Message()})
 		return
 	}
-	c.offer(w.Conv, w.message(), false, false)
+	c.offer(w.Conv, w.Message(), false, false)
 }

@@ -9,6 +9,7 @@ import (
 
 	"clusterchat"
 	"clusterchat/internal/testenv"
+	"clusterchat/proto"
 )
 
 func TestErrors(t *testing.T) {
@@ -194,7 +195,7 @@ func TestLossyDelivery(t *testing.T) {
 	ts := startServer(t)
 	var mu sync.Mutex
 	n := 0
-	lossy := func(*frame) int {
+	lossy := func(*proto.Frame) int {
 		mu.Lock()
 		defer mu.Unlock()
 		n++

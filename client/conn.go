@@ -1,12 +1,12 @@
 package client
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"net"
 	"sync"
 	"time"
+
+	"clusterchat/proto"
 
 	"clusterchat"
 )
@@ -22,38 +22,47 @@ type conn struct {
 	wmu sync.Mutex // one writer at a time: each object goes out in one Write
 
 	mu      sync.Mutex
-	pending map[int64]chan *frame // rid -> waiting request (buffered 1)
-	err     error                 // set once, when the conn failed
-	done    chan struct{}         // closed when the conn failed
+	pending map[int64]chan *proto.Frame // rid -> waiting request (buffered 1)
+	err     error                       // set once, when the conn failed
+	done    chan struct{}               // closed when the conn failed
 }
 
 func newConn(nc net.Conn, writeTimeout time.Duration) *conn {
-	return &conn{nc: nc, writeTimeout: writeTimeout, pending: map[int64]chan *frame{}, done: make(chan struct{})}
+	return &conn{nc: nc, writeTimeout: writeTimeout, pending: map[int64]chan *proto.Frame{}, done: make(chan struct{})}
 }
 
 // readLoop decodes frames until the connection fails. Replies go to their
 // request; other frames (events, live messages) go to onEvent, in arrival
 // order, on this goroutine. onEvent must not block on the network.
-func (cn *conn) readLoop(onEvent func(*conn, *frame)) error {
-	dec := json.NewDecoder(nulReader{bufio.NewReaderSize(cn.nc, 16<<10)})
+func (cn *conn) readLoop(onEvent func(*conn, *proto.Frame)) error {
+	r := proto.NewReader(cn.nc, 16<<10, maxReply)
 	for {
-		f := new(frame)
-		if err := dec.Decode(f); err != nil {
-			cn.fail(err)
-			return err
-		}
-		if f.RID != 0 && (f.MsgID == msgReply || f.MsgID == msgLoginAck || f.MsgID == msgRegAck) {
-			cn.mu.Lock()
-			ch := cn.pending[f.RID]
-			delete(cn.pending, f.RID)
-			cn.mu.Unlock()
-			if ch != nil {
-				ch <- f
+		b, err := r.Next()
+		if err == nil {
+			f := new(proto.Frame)
+			if err = proto.DecodeFrame(b, f); err == nil {
+				cn.route(f, onEvent)
+				continue
 			}
-			continue // a reply nobody waits for any more (timed out): drop it
 		}
-		onEvent(cn, f)
+		cn.fail(err)
+		return err
 	}
+}
+
+// route hands a reply to its waiting request and anything else to onEvent.
+func (cn *conn) route(f *proto.Frame, onEvent func(*conn, *proto.Frame)) {
+	if f.RID == 0 || !f.IsReply() {
+		onEvent(cn, f)
+		return
+	}
+	cn.mu.Lock()
+	ch := cn.pending[f.RID]
+	delete(cn.pending, f.RID)
+	cn.mu.Unlock()
+	if ch != nil {
+		ch <- f
+	} // else a reply nobody waits for any more (timed out): drop it
 }
 
 // fail closes the connection and wakes every waiting request.
@@ -84,15 +93,11 @@ func errLost(cause error) error {
 	return &clusterchat.Error{Code: clusterchat.EUNAVAILABLE, Message: msg}
 }
 
-// roundTrip sends req (which must carry rid) and waits for its reply, the
-// connection's failure, or ctx. A reply with errno != 0 becomes *Error.
-func (cn *conn) roundTrip(ctx context.Context, rid int64, req map[string]any) (*frame, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return nil, clusterchat.Errorf(clusterchat.EINVALID, "encode request: %v", err)
-	}
-	b = append(b, '\n')
-	ch := make(chan *frame, 1)
+// roundTrip sends req with rid and waits for its reply, the connection's
+// failure, or ctx. A reply with errno != 0 becomes *Error.
+func (cn *conn) roundTrip(ctx context.Context, rid int64, req proto.Req) (*proto.Frame, error) {
+	b := append(req.AppendNative(make([]byte, 0, 128), rid), '\n')
+	ch := make(chan *proto.Frame, 1)
 	cn.mu.Lock()
 	if cn.err != nil {
 		cn.mu.Unlock()
@@ -110,7 +115,7 @@ func (cn *conn) roundTrip(ctx context.Context, rid int64, req map[string]any) (*
 
 	cn.wmu.Lock()
 	cn.nc.SetWriteDeadline(time.Now().Add(cn.writeTimeout))
-	_, err = cn.nc.Write(b)
+	_, err := cn.nc.Write(b)
 	cn.wmu.Unlock()
 	if err != nil {
 		// A partial write leaves the stream unusable.
@@ -119,12 +124,12 @@ func (cn *conn) roundTrip(ctx context.Context, rid int64, req map[string]any) (*
 	}
 	select {
 	case f := <-ch:
-		return f, f.err()
+		return f, f.Err()
 	case <-cn.done:
 		// The reply may have raced the failure.
 		select {
 		case f := <-ch:
-			return f, f.err()
+			return f, f.Err()
 		default:
 		}
 		return nil, cn.lostErr()

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 
+	"clusterchat/proto"
+
 	"clusterchat"
 )
 
@@ -121,7 +123,7 @@ func (c *Client) syncLoop(conv string, st *convState) {
 		st.again = false
 		c.mu.Unlock()
 
-		f, err := c.request(c.ctx, map[string]any{"msgid": msgSync, "conv": conv, "after": after, "limit": clusterchat.MaxPageSize})
+		f, err := c.request(c.ctx, &proto.SyncReq{Conv: conv, After: after, Limit: clusterchat.MaxPageSize})
 		if err != nil {
 			if c.ctx.Err() == nil && retryable(err) && err != errNoConn {
 				if !isTimeout(err) && !c.sleep(c.ctx, jitter(backoff)) {
@@ -149,7 +151,7 @@ func (c *Client) syncLoop(conv string, st *convState) {
 		}
 		before := st.cursor
 		for i := range f.Msgs {
-			m := f.Msgs[i].message()
+			m := f.Msgs[i].Message()
 			if m.Conv == "" {
 				m.Conv = conv
 			}

@@ -107,10 +107,7 @@ func AppendNativeChat(b []byte, m *clusterchat.Message) []byte {
 
 // AppendChatAck appends the native acknowledgement of a committed message.
 func AppendChatAck(b []byte, req int, rid int64, m *clusterchat.Message) []byte {
-	b = appendKeyInt(b, `{"msgid":11,"req":`, int64(req))
-	b = appendKeyInt(b, `,"rid":`, rid)
-	b = append(b, `,"errno":0`...)
-	b = appendKeyInt(b, `,"mid":`, m.ID)
+	b = appendKeyInt(appendReplyHead(b, req, rid), `,"mid":`, m.ID)
 	b = appendKeyStr(b, `,"conv":`, m.Conv)
 	b = appendKeyInt(b, `,"seq":`, m.Seq)
 	b = appendKeyInt(b, `,"ts":`, m.Time.UnixMilli())
@@ -144,15 +141,5 @@ func AppendError(b []byte, req int, rid int64, native bool, err error) []byte {
 	if native {
 		b = appendKeyInt(b, `,"rid":`, rid)
 	}
-	return append(b, '}')
-}
-
-// AppendOK appends a native success reply to request req, with extra fields
-// already encoded as `,"k":v...` (may be empty).
-func AppendOK(b []byte, req int, rid int64, extra []byte) []byte {
-	b = appendKeyInt(b, `{"msgid":11,"req":`, int64(req))
-	b = appendKeyInt(b, `,"rid":`, rid)
-	b = append(b, `,"errno":0`...)
-	b = append(b, extra...)
 	return append(b, '}')
 }

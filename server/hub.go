@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"clusterchat/proto"
 )
 
 // hub indexes this server's live sessions by user and by group, and delivers
@@ -166,7 +168,7 @@ func (s *Server) HandleMessage(channel string, payload []byte) {
 // login (their delivered cursor did not move).
 func (s *Server) HandleReconnect() {
 	s.log.Warn("broker reconnected; asking native sessions to resync")
-	notice := appendNL([]byte(`{"msgid":17,"reason":"resync"}`))
+	notice := appendNL((&proto.ReconnectEvent{Reason: proto.ReasonResync}).AppendNative(nil))
 	h := s.hub
 	h.mu.RLock()
 	for _, list := range h.users {

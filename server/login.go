@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -40,14 +39,12 @@ func (s *Server) register(ctx context.Context, c *conn, q *proto.Request) error 
 	}
 	s.users.m.Store(id, q.Name)
 	s.log.Info("registered", "user", id)
-	b := []byte(`{"errno":0,"id":`)
-	b = appendInt(b, id)
-	b = append(b, `,"msgid":5`...)
+	r := &proto.RegisterReply{RID: q.RID, ID: id}
 	if q.Proto == proto.Native {
-		b = append(b, `,"rid":`...)
-		b = appendInt(b, q.RID)
+		c.sendDirect(r.AppendNative(nil))
+	} else {
+		c.sendDirect(r.AppendClassic(nil))
 	}
-	c.sendDirect(append(b, '}'))
 	return nil
 }
 
@@ -139,7 +136,7 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 	s.metrics.sessions.Inc()
 	s.log.Info("login", "user", u.ID, "session", sess.sid, "native", native)
 	if first {
-		s.announcePresence(ctx, u.ID, "online")
+		s.announcePresence(ctx, u.ID, proto.Online)
 	}
 	return nil
 }
@@ -178,56 +175,28 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	if err != nil {
 		return nil, err
 	}
-	state := func(id int64) string {
-		if online[id] {
-			return "online"
+	r := &proto.LoginReply{RID: rid, ID: uid, Name: sess.name, Token: token}
+	for _, f := range friends {
+		r.Friends = append(r.Friends, proto.Friend{ID: f.ID, Name: f.Name, State: proto.StateOf(online[f.ID])})
+	}
+	for _, g := range groups {
+		pg := proto.Group{ID: g.ID, Name: g.Name, Desc: g.Desc, Members: make([]proto.Member, 0, len(g.Members))}
+		for _, m := range g.Members {
+			pg.Members = append(pg.Members, proto.Member{ID: m.UserID, Name: m.Name, State: proto.StateOf(online[m.UserID]), Role: m.Role})
 		}
-		return "offline"
+		r.Groups = append(r.Groups, pg)
 	}
 	if sess.native {
 		convs, err := s.Store.Convs(ctx, uid)
 		if err != nil {
 			return nil, err
 		}
-		r := nativeLogin{MsgID: proto.LoginAck, RID: rid, ID: uid, Name: sess.name, Token: token,
-			Friends: []nativeUser{}, Groups: []nativeGroup{}, Convs: []nativeConv{}}
-		for _, f := range friends {
-			r.Friends = append(r.Friends, nativeUser{ID: f.ID, Name: f.Name, State: state(f.ID)})
-		}
-		for _, g := range groups {
-			ng := nativeGroup{ID: g.ID, Name: g.Name, Desc: g.Desc, Users: []nativeUser{}}
-			for _, m := range g.Members {
-				ng.Users = append(ng.Users, nativeUser{ID: m.UserID, Name: m.Name, State: state(m.UserID), Role: m.Role})
-			}
-			r.Groups = append(r.Groups, ng)
-		}
 		for _, cv := range convs {
-			r.Convs = append(r.Convs, nativeConv{Conv: cv.Conv, Last: cv.LastSeq, Read: cv.Read, Unread: max(cv.LastSeq-cv.Read, 0)})
+			r.Convs = append(r.Convs, proto.Conv{Conv: cv.Conv, Last: cv.LastSeq, Read: cv.Read, Unread: max(cv.LastSeq-cv.Read, 0)})
 		}
-		return json.Marshal(&r)
+		return r.AppendNative(nil), nil
 	}
 
-	// Classic: nested values as JSON strings, keys sorted, compact, and the
-	// optional arrays only when not empty (encoding/json sorts map keys).
-	reply := map[string]any{"msgid": proto.LoginAck, "errno": 0, "id": uid, "name": sess.name}
-	if len(friends) > 0 {
-		list := make([]string, 0, len(friends))
-		for _, f := range friends {
-			list = append(list, mustJSON(map[string]any{"id": f.ID, "name": f.Name, "state": state(f.ID)}))
-		}
-		reply["friends"] = list
-	}
-	if len(groups) > 0 {
-		list := make([]string, 0, len(groups))
-		for _, g := range groups {
-			users := make([]string, 0, len(g.Members))
-			for _, m := range g.Members {
-				users = append(users, mustJSON(map[string]any{"id": m.UserID, "name": m.Name, "state": state(m.UserID), "role": m.Role}))
-			}
-			list = append(list, mustJSON(map[string]any{"id": g.ID, "groupname": g.Name, "groupdesc": g.Desc, "users": users}))
-		}
-		reply["groups"] = list
-	}
 	// What the session has accounted for starts at the stored delivered
 	// cursors, then covers what offlinemsg carries.
 	convs, err := s.Store.Convs(ctx, uid)
@@ -243,13 +212,11 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 		return nil, err
 	}
 	if len(offline) > 0 {
-		list := make([]string, 0, len(offline))
+		r.Offline = offline
 		covered := make(map[string]int64)
 		for _, m := range offline {
-			list = append(list, string(proto.AppendClassicChat(nil, m)))
 			covered[m.Conv] = max(covered[m.Conv], m.Seq)
 		}
-		reply["offlinemsg"] = list
 		// Saved before the reply is written, as the classic server deleted
 		// offline messages before sending them: a login elsewhere right
 		// after this one must not get them again.
@@ -265,48 +232,7 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	sess.mu.Lock()
 	sess.written = written
 	sess.mu.Unlock()
-	return json.Marshal(reply)
-}
-
-type nativeUser struct {
-	ID    int64  `json:"id"`
-	Name  string `json:"name"`
-	State string `json:"state,omitempty"`
-	Role  string `json:"role,omitempty"`
-}
-
-type nativeGroup struct {
-	ID    int64        `json:"id"`
-	Name  string       `json:"groupname"`
-	Desc  string       `json:"groupdesc"`
-	Users []nativeUser `json:"users"`
-}
-
-type nativeConv struct {
-	Conv   string `json:"conv"`
-	Last   int64  `json:"last"`
-	Read   int64  `json:"read"`
-	Unread int64  `json:"unread"`
-}
-
-type nativeLogin struct {
-	MsgID   int           `json:"msgid"`
-	RID     int64         `json:"rid"`
-	Errno   int           `json:"errno"`
-	ID      int64         `json:"id"`
-	Name    string        `json:"name"`
-	Token   string        `json:"token,omitempty"`
-	Friends []nativeUser  `json:"friends"`
-	Groups  []nativeGroup `json:"groups"`
-	Convs   []nativeConv  `json:"convs"`
-}
-
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only maps of strings and numbers reach here
-	}
-	return string(b)
+	return r.AppendClassic(nil), nil
 }
 
 // endSession ends sess: it leaves the hub and presence, and friends hear of
@@ -330,7 +256,7 @@ func (s *Server) endSession(sess *session) {
 		s.log.Info("session ended", "user", sess.uid, "session", sess.sid)
 	}
 	if last && err == nil {
-		s.announcePresence(ctx, sess.uid, "offline")
+		s.announcePresence(ctx, sess.uid, proto.Offline)
 	}
 }
 
@@ -345,11 +271,7 @@ func (s *Server) announcePresence(ctx context.Context, uid int64, state string) 
 	if len(friends) == 0 {
 		return
 	}
-	b := []byte(`{"msgid":12,"id":`)
-	b = appendInt(b, uid)
-	b = append(b, `,"state":"`...)
-	b = append(b, state...)
-	b = append(b, "\"}\n"...)
+	b := appendNL((&proto.PresenceEvent{ID: uid, State: state}).AppendNative(nil))
 	for _, f := range friends {
 		s.publish(userChannel(f.ID), &envelope{kind: kindPresence, from: uid, native: b})
 	}

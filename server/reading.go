@@ -67,17 +67,8 @@ func (s *Server) fetch(ctx context.Context, sess *session, q *proto.Request) err
 	} else if last, err = s.lastSeq(ctx, sess.uid, conv, msgs); err != nil {
 		return err
 	}
-	extra := proto.AppendString(append(make([]byte, 0, 256), `,"conv":`...), conv)
-	extra = appendInt(append(extra, `,"last":`...), last)
-	extra = append(extra, `,"msgs":[`...)
-	for i, m := range msgs {
-		if i > 0 {
-			extra = append(extra, ',')
-		}
-		extra = proto.AppendNativeChat(extra, m)
-	}
-	extra = append(extra, ']')
-	sess.c.sendDirect(proto.AppendOK(nil, q.MsgID, q.RID, extra))
+	page := &proto.PageReply{Req: q.MsgID, RID: q.RID, Conv: conv, Last: last, Msgs: msgs}
+	sess.c.sendDirect(page.AppendNative(make([]byte, 0, 256)))
 	if q.MsgID == proto.Sync && len(msgs) > 0 {
 		s.cursors.markDelivered(sess.uid, conv, msgs[len(msgs)-1].Seq)
 	}
@@ -113,10 +104,8 @@ func (s *Server) markRead(ctx context.Context, sess *session, q *proto.Request) 
 	if err := s.Store.MarkRead(ctx, []clusterchat.Cursor{{User: sess.uid, Conv: conv, Seq: q.Seq}}); err != nil {
 		return err
 	}
-	sess.c.sendDirect(proto.AppendOK(nil, q.MsgID, q.RID, nil))
-	b := proto.AppendString([]byte(`{"msgid":16,"conv":`), conv)
-	b = appendInt(append(b, `,"seq":`...), q.Seq)
-	b = append(b, "}\n"...)
+	sess.c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
+	b := appendNL((&proto.ReadEvent{Conv: conv, Seq: q.Seq}).AppendNative(nil))
 	s.publish(userChannel(sess.uid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid, native: b})
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"clusterchat/proto"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"clusterchat"
@@ -220,7 +222,7 @@ func (s *Server) Close() error {
 			conns = append(conns, c)
 		}
 		s.connMu.Unlock()
-		notice := appendNL([]byte(`{"msgid":17,"reason":"shutdown"}`))
+		notice := appendNL((&proto.ReconnectEvent{Reason: proto.ReasonShutdown}).AppendNative(nil))
 		var cw sync.WaitGroup
 		for _, c := range conns {
 			cw.Add(1)
@@ -325,7 +327,7 @@ func (s *Server) reaped(uids []int64) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		for _, uid := range uids {
-			s.announcePresence(ctx, uid, "offline")
+			s.announcePresence(ctx, uid, proto.Offline)
 		}
 	}()
 }

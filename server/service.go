@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -42,7 +41,7 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 			c.sess = nil
 			c.setClassic(true)
 			if native {
-				c.sendDirect(proto.AppendOK(nil, q.MsgID, q.RID, nil))
+				c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
 			}
 		case proto.AddFriend:
 			err = s.addFriend(ctx, c.sess, q)
@@ -55,7 +54,7 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 		case proto.Read:
 			err = s.markRead(ctx, c.sess, q)
 		case proto.Ping:
-			c.sendDirect(proto.AppendOK(nil, q.MsgID, q.RID, nil))
+			c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
 		}
 	default:
 		err = clusterchat.Errorf(clusterchat.EUNKNOWN, "unknown msgid %d", q.MsgID)
@@ -109,5 +108,3 @@ func validName(name string, max int) error {
 	}
 	return nil
 }
-
-func appendInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }

@@ -33,33 +33,17 @@ func (s *Server) addFriend(ctx context.Context, sess *session, q *proto.Request)
 	if err != nil {
 		online = map[int64]bool{sess.uid: true}
 	}
-	st := func(id int64) string {
-		if online[id] {
-			return "online"
-		}
-		return "offline"
-	}
+	friend := proto.Friend{ID: fid, Name: name, State: proto.StateOf(online[fid])}
 	if sess.native {
-		extra := append([]byte(`,"id":`), appendInt(nil, fid)...)
-		extra = append(append(extra, `,"name":`...), proto.AppendString(nil, name)...)
-		extra = append(append(extra, `,"state":"`...), st(fid)+`"`...)
-		sess.c.sendDirect(proto.AppendOK(nil, q.MsgID, q.RID, extra))
+		sess.c.sendDirect((&proto.FriendReply{RID: q.RID, Friend: friend}).AppendNative(nil))
 	}
 	// Tell the other side, and this user's other sessions.
+	me := proto.Friend{ID: sess.uid, Name: sess.name, State: proto.StateOf(online[sess.uid])}
 	s.publish(userChannel(fid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid,
-		native: friendEvent(sess.uid, sess.name, st(sess.uid))})
+		native: appendNL((&proto.FriendAddedEvent{Friend: me}).AppendNative(nil))})
 	s.publish(userChannel(sess.uid), &envelope{kind: kindEvent, origin: sess.sid, from: fid,
-		native: friendEvent(fid, name, st(fid))})
+		native: appendNL((&proto.FriendAddedEvent{Friend: friend}).AppendNative(nil))})
 	return nil
-}
-
-func friendEvent(id int64, name, state string) []byte {
-	b := []byte(`{"msgid":13,"id":`)
-	b = appendInt(b, id)
-	b = proto.AppendString(append(b, `,"name":`...), name)
-	b = append(b, `,"state":"`...)
-	b = append(b, state...)
-	return append(b, "\"}\n"...)
 }
 
 func (s *Server) createGroup(ctx context.Context, sess *session, q *proto.Request) error {
@@ -82,7 +66,7 @@ func (s *Server) createGroup(ctx context.Context, sess *session, q *proto.Reques
 		return err
 	}
 	if sess.native {
-		sess.c.sendDirect(proto.AppendOK(nil, q.MsgID, q.RID, append([]byte(`,"groupid":`), appendInt(nil, gid)...)))
+		sess.c.sendDirect((&proto.CreateGroupReply{RID: q.RID, GroupID: gid}).AppendNative(nil))
 	}
 	return nil
 }
@@ -116,21 +100,11 @@ func (s *Server) joinGroup(ctx context.Context, sess *session, q *proto.Request)
 		if err := s.joinedHere(ctx, sess, gid); err != nil {
 			return err
 		}
-		b := []byte(`{"msgid":19,"groupid":`)
-		b = appendInt(b, gid)
-		b = appendInt(append(b, `,"id":`...), sess.uid)
-		b = proto.AppendString(append(b, `,"name":`...), sess.name)
-		b = append(b, "}\n"...)
+		b := appendNL((&proto.GroupJoinedEvent{GroupID: gid, ID: sess.uid, Name: sess.name}).AppendNative(nil))
 		s.publish(groupChannel(gid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid, group: gid, native: b})
 	}
 	if sess.native {
-		extra := append([]byte(`,"groupid":`), appendInt(nil, gid)...)
-		if joined {
-			extra = append(extra, `,"joined":true`...)
-		} else {
-			extra = append(extra, `,"joined":false`...)
-		}
-		sess.c.sendDirect(proto.AppendOK(nil, q.MsgID, q.RID, extra))
+		sess.c.sendDirect((&proto.AddGroupReply{RID: q.RID, GroupID: gid, Joined: joined}).AppendNative(nil))
 	}
 	return nil
 }

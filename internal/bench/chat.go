@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"clusterchat/proto"
 )
 
 // ridShift splits a native rid into the sender's local stream index (high
@@ -44,6 +46,8 @@ type peer struct {
 	recv    map[int]*tracker
 	convSeq map[string]int64
 	wbuf    []byte // guarded by c.mu
+	text    []byte // scratch of appendMsg, guarded by c.mu
+	cmid    []byte // scratch of appendMsg, guarded by c.mu
 	hist    Histogram
 
 	// owned by the reader goroutine, read after it ends
@@ -99,41 +103,33 @@ func (e *engine) stampNow(int) int64 { return e.now() }
 // appendMsg appends one chat request for message n of st, stamped ns.
 func (p *peer) appendMsg(b []byte, st *stream, n, ns int64) []byte {
 	c := p.c
-	if st.group {
-		b = append(b, `{"msgid":10,"groupid":`...)
-	} else {
-		b = append(b, `{"msgid":6,"to":`...)
-	}
-	b = strconv.AppendInt(b, st.target, 10)
-	if c.classic {
-		b = append(b, `,"id":`...)
-		b = strconv.AppendInt(b, c.user, 10)
-		b = append(b, `,"name":`...)
-		b = appendJSONString(b, c.name)
-		b = append(b, `,"time":"2000-01-01 00:00:00"`...)
-	} else {
-		b = append(b, `,"rid":`...)
-		b = strconv.AppendInt(b, int64(st.local)<<ridShift|n, 10)
-		b = append(b, `,"cmid":"`...)
-		b = strconv.AppendInt(b, int64(st.id), 10)
-		b = append(b, '-')
-		b = strconv.AppendInt(b, n, 10)
-		b = append(b, '"')
-	}
 	// text: b:<stream>:<n>:<send ns>:padding
-	b = append(b, `,"msg":"b:`...)
-	start := len(b)
-	b = strconv.AppendInt(b, int64(st.id), 10)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, n, 10)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, ns, 10)
-	b = append(b, ':')
-	if pad := p.e.cfg.Size - (len(b) - start + 2); pad > 0 {
-		b = append(b, p.e.pad[:min(pad, len(p.e.pad))]...)
+	t := append(p.text[:0], "b:"...)
+	t = strconv.AppendInt(t, int64(st.id), 10)
+	t = append(t, ':')
+	t = strconv.AppendInt(t, n, 10)
+	t = append(t, ':')
+	t = strconv.AppendInt(t, ns, 10)
+	t = append(t, ':')
+	if pad := p.e.cfg.Size - len(t); pad > 0 {
+		t = append(t, p.e.pad[:min(pad, len(p.e.pad))]...)
 	}
-	b = append(b, `"}`...)
-	return c.term(b)
+	p.text = t
+	req := proto.ChatReq{Msg: string(t)}
+	if st.group {
+		req.GroupID = st.target
+	} else {
+		req.To = st.target
+	}
+	if c.classic {
+		req.Time = "2000-01-01 00:00:00"
+		return c.term(req.AppendClassic(b))
+	}
+	cmid := strconv.AppendInt(p.cmid[:0], int64(st.id), 10)
+	cmid = strconv.AppendInt(append(cmid, '-'), n, 10)
+	p.cmid = cmid
+	req.CMID = string(cmid)
+	return c.term(req.AppendNative(b, int64(st.local)<<ridShift|n))
 }
 
 // sendBatch sends k messages round-robin over p's streams, stamped by
@@ -172,7 +168,7 @@ func (p *peer) readLoop(pingpong bool) {
 	var f frame
 	e := p.e
 	for {
-		b, err := p.c.fr.next()
+		b, err := p.c.fr.Next()
 		if err != nil {
 			if !e.closing.Load() {
 				p.fail("read: %v", err)
@@ -184,8 +180,8 @@ func (p *peer) readLoop(pingpong bool) {
 			continue
 		}
 		switch f.msgid {
-		case 11:
-			if f.req != 6 && f.req != 10 {
+		case proto.Reply:
+			if f.req != proto.OneChat && f.req != proto.GroupChat {
 				if f.errno != 0 {
 					p.fail("reply to msgid %d: errno %d %s", f.req, f.errno, f.err)
 				}
@@ -209,9 +205,9 @@ func (p *peer) readLoop(pingpong bool) {
 			case p.credits <- struct{}{}:
 			default:
 			}
-		case 6, 10:
+		case proto.OneChat, proto.GroupChat:
 			p.deliver(&f, pingpong)
-		case 17:
+		case proto.Reconnect:
 			p.fail("server asked to reconnect: %s", f.msg)
 		}
 	}

@@ -2,109 +2,15 @@ package bench
 
 import (
 	"encoding/json"
-	"io"
 
 	"clusterchat"
 )
 
-// maxFrame bounds one incoming JSON object; the server refuses larger ones
-// too (docs/protocol.md, MaxFrame), so anything bigger is a broken stream.
-const maxFrame = 64 << 10
-
-// frameReader splits a byte stream into top-level JSON objects. It accepts
-// objects separated by NUL, whitespace or nothing (the classic server writes
-// no terminator at all), and hands out slices of its own buffer so reading
-// allocates nothing once the buffer has grown to the largest frame.
-type frameReader struct {
-	r          io.Reader
-	buf        []byte
-	start, end int
-	// scan state of the partial object at start, so a frame split over
-	// many reads is scanned once, not once per read
-	scanned int // bytes of buf[start:] already scanned
-	depth   int
-	inStr   bool
-	esc     bool
-}
-
-func newFrameReader(r io.Reader, size int) *frameReader {
-	return &frameReader{r: r, buf: make([]byte, size)}
-}
+// maxFrame bounds one incoming JSON object. Replies are small, but a
+// login reply lists friends and groups, so allow more than a request.
+const maxFrame = 2 * clusterchat.MaxFrame
 
 func isSep(c byte) bool { return c == 0 || c == ' ' || c == '\n' || c == '\r' || c == '\t' }
-
-// next returns the next object. The slice is valid until the next call.
-func (f *frameReader) next() ([]byte, error) {
-	for {
-		for f.start < f.end && isSep(f.buf[f.start]) {
-			f.start++
-		}
-		if f.start < f.end {
-			if f.buf[f.start] != '{' {
-				return nil, clusterchat.Errorf(clusterchat.EINVALID, "stream does not start an object: %q", f.buf[f.start])
-			}
-			if n := f.scan(); n > 0 {
-				v := f.buf[f.start : f.start+n]
-				f.start += n
-				f.scanned, f.depth, f.inStr, f.esc = 0, 0, false, false
-				return v, nil
-			}
-		}
-		if f.start == f.end {
-			f.start, f.end = 0, 0
-		} else if f.start > 0 && f.end == len(f.buf) {
-			f.end = copy(f.buf, f.buf[f.start:f.end])
-			f.start = 0
-		}
-		if f.end == len(f.buf) {
-			if len(f.buf) >= 2*maxFrame {
-				return nil, clusterchat.Errorf(clusterchat.ETOOLARGE, "frame over %d bytes", maxFrame)
-			}
-			nb := make([]byte, 2*len(f.buf))
-			f.end = copy(nb, f.buf[f.start:f.end])
-			f.start = 0
-			f.buf = nb
-		}
-		n, err := f.r.Read(f.buf[f.end:])
-		f.end += n
-		if n == 0 && err != nil {
-			return nil, err
-		}
-	}
-}
-
-// scan continues scanning the object at start and returns its length once
-// complete, 0 while it is still partial.
-func (f *frameReader) scan() int {
-	b := f.buf[f.start:f.end]
-	for i := f.scanned; i < len(b); i++ {
-		c := b[i]
-		if f.inStr {
-			switch {
-			case f.esc:
-				f.esc = false
-			case c == '\\':
-				f.esc = true
-			case c == '"':
-				f.inStr = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			f.inStr = true
-		case '{', '[':
-			f.depth++
-		case '}', ']':
-			f.depth--
-			if f.depth == 0 {
-				return i + 1
-			}
-		}
-	}
-	f.scanned = len(b)
-	return 0
-}
 
 // objectLen returns the length of the complete object at the start of b, or
 // 0 if b holds only part of it.
@@ -291,23 +197,4 @@ func unq(v []byte) []byte {
 		}
 	}
 	return s
-}
-
-// appendJSONString appends s as a JSON string; chatbench's own names and
-// texts are ASCII letters, digits and punctuation, but quote whatever comes.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }

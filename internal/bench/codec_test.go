@@ -2,58 +2,13 @@ package bench
 
 import (
 	"bytes"
-	"io"
 	"strings"
 	"testing"
-	"testing/iotest"
+	"time"
+
+	"clusterchat"
+	"clusterchat/proto"
 )
-
-func TestFrameReader(t *testing.T) {
-	tests := []struct {
-		name   string
-		stream string
-		want   []string
-	}{
-		{"newline", "{\"a\":1}\n{\"b\":2}\n", []string{`{"a":1}`, `{"b":2}`}},
-		{"nul", "{\"a\":1}\x00{\"b\":2}\x00", []string{`{"a":1}`, `{"b":2}`}},
-		{"no terminator (classic server)", `{"a":1}{"b":"}{"}{"c":[1,{"d":2}]}`, []string{`{"a":1}`, `{"b":"}{"}`, `{"c":[1,{"d":2}]}`}},
-		{"escaped quote", `{"m":"x\"}y\\"}{"n":1}`, []string{`{"m":"x\"}y\\"}`, `{"n":1}`}},
-		{"large", `{"m":"` + strings.Repeat("z", 40000) + `"}`, []string{`{"m":"` + strings.Repeat("z", 40000) + `"}`}},
-	}
-	for _, tt := range tests {
-		for _, rd := range []struct {
-			name string
-			r    io.Reader
-		}{{"whole", strings.NewReader(tt.stream)}, {"bytewise", iotest.OneByteReader(strings.NewReader(tt.stream))}} {
-			t.Run(tt.name+"/"+rd.name, func(t *testing.T) {
-				fr := newFrameReader(rd.r, 16)
-				var got []string
-				for {
-					b, err := fr.next()
-					if err == io.EOF {
-						break
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					got = append(got, string(b))
-				}
-				if strings.Join(got, "|") != strings.Join(tt.want, "|") {
-					t.Errorf("got %q, want %q", got, tt.want)
-				}
-			})
-		}
-	}
-}
-
-func TestFrameReaderRefuses(t *testing.T) {
-	for _, s := range []string{"[1]", "garbage", "{\"m\":\"" + strings.Repeat("z", 2*maxFrame) + "\"}"} {
-		fr := newFrameReader(strings.NewReader(s), 64)
-		if _, err := fr.next(); err == nil || err == io.EOF {
-			t.Errorf("%.20q: err %v, want a refusal", s, err)
-		}
-	}
-}
 
 func TestParseFrame(t *testing.T) {
 	var f frame
@@ -92,11 +47,23 @@ func TestParseText(t *testing.T) {
 	}
 }
 
-func TestAppendJSONString(t *testing.T) {
+// TestParseFrameReadsProto checks chatbench's field parser against proto's
+// encoders of what it reads: chat deliveries, acks and errors.
+func TestParseFrameReadsProto(t *testing.T) {
+	m := &clusterchat.Message{ID: 9, Conv: "d:1:2", Seq: 3, From: 1, FromName: "a\"b", To: 2, Body: "a\"b\\c\x01", Time: time.UnixMilli(5)}
 	var f frame
-	b := append([]byte(`{"msg":`), appendJSONString(nil, "a\"b\\c\x01")...)
-	if err := parseFrame(append(b, '}'), &f); err != nil || string(f.msg) != "a\"b\\c\x01" {
-		t.Errorf("round trip: %q %v", f.msg, err)
+	if err := parseFrame(proto.AppendNativeChat(nil, m), &f); err != nil || f.msgid != proto.OneChat ||
+		f.id != 1 || f.seq != 3 || string(f.conv) != m.Conv || string(f.msg) != m.Body {
+		t.Errorf("chat: %+v %v", f, err)
+	}
+	if err := parseFrame(proto.AppendChatAck(nil, proto.OneChat, 1<<40|1, m), &f); err != nil ||
+		f.msgid != proto.Reply || f.req != proto.OneChat || f.rid != 1<<40|1 || f.seq != 3 {
+		t.Errorf("ack: %+v %v", f, err)
+	}
+	e := clusterchat.Errorf(clusterchat.ERATELIMIT, "slow \"down\"")
+	if err := parseFrame((&proto.ErrorReply{Req: proto.OneChat, RID: 4, Err: e}).AppendNative(nil), &f); err != nil ||
+		f.errno != clusterchat.ERATELIMIT || f.rid != 4 || string(f.err) != `slow "down"` {
+		t.Errorf("error: %+v %v", f, err)
 	}
 }
 
@@ -155,10 +122,10 @@ func FuzzFrames(f *testing.F) {
 	f.Add([]byte(`{"msgid":6,"msg":"b:1:2:3:x","conv":"d:1:2","seq":1}{"a":[1,{"b":"\""}]}`))
 	f.Add([]byte("{\"a\":\x00}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fr := newFrameReader(bytes.NewReader(data), 8)
+		fr := proto.NewReader(bytes.NewReader(data), 8, maxFrame)
 		var fm frame
 		for {
-			b, err := fr.next()
+			b, err := fr.Next()
 			if err != nil {
 				return
 			}

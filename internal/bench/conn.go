@@ -3,9 +3,10 @@ package bench
 import (
 	"context"
 	"net"
-	"strconv"
 	"sync"
 	"time"
+
+	"clusterchat/proto"
 
 	"clusterchat"
 )
@@ -19,7 +20,7 @@ const setupTimeout = 60 * time.Second
 // serialise on mu, appending a whole batch before one Write.
 type conn struct {
 	nc      net.Conn
-	fr      *frameReader
+	fr      *proto.Reader
 	classic bool
 	mu      sync.Mutex
 	rid     int64
@@ -41,7 +42,7 @@ func dial(ctx context.Context, addr, src string, bufSize int) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{nc: nc, fr: newFrameReader(nc, bufSize)}, nil
+	return &conn{nc: nc, fr: proto.NewReader(nc, bufSize, maxFrame)}, nil
 }
 
 // write sends b in one Write under the connection's lock.
@@ -61,23 +62,31 @@ func (c *conn) term(b []byte) []byte {
 	return append(b, '\n')
 }
 
-// call sends req (a JSON object without its closing brace) with a fresh rid
-// (native) and waits for the reply with msgid want (classic) or the same
-// rid (native), skipping events in between. The reply is left in c.f.
-func (c *conn) call(req []byte, want int64) (*frame, error) {
-	if !c.classic {
+// classicReq is a request the classic protocol has.
+type classicReq interface {
+	proto.Req
+	AppendClassic(b []byte) []byte
+}
+
+// call sends req, with a fresh rid when native, and waits for the reply with
+// msgid want (classic) or the same rid (native), skipping events in between.
+// The reply is left in c.f.
+func (c *conn) call(req classicReq, want int64) (*frame, error) {
+	var b []byte
+	if c.classic {
+		b = req.AppendClassic(nil)
+	} else {
 		c.rid++
-		req = append(req, `,"rid":`...)
-		req = strconv.AppendInt(req, c.rid, 10)
+		b = req.AppendNative(nil, c.rid)
 	}
-	req = c.term(append(req, '}'))
+	b = c.term(b)
 	_ = c.nc.SetDeadline(time.Now().Add(setupTimeout))
 	defer c.nc.SetDeadline(time.Time{})
-	if err := c.write(req); err != nil {
+	if err := c.write(b); err != nil {
 		return nil, err
 	}
 	for {
-		b, err := c.fr.next()
+		b, err := c.fr.Next()
 		if err != nil {
 			return nil, err
 		}
@@ -85,12 +94,12 @@ func (c *conn) call(req []byte, want int64) (*frame, error) {
 			return nil, err
 		}
 		if c.classic {
-			if c.f.msgid == want || c.f.msgid == 11 {
+			if c.f.msgid == want || c.f.msgid == proto.Reply {
 				break
 			}
 			continue
 		}
-		if c.f.rid == c.rid && (c.f.msgid == want || c.f.msgid == 11) {
+		if c.f.rid == c.rid && (c.f.msgid == want || c.f.msgid == proto.Reply) {
 			break
 		}
 	}
@@ -100,21 +109,9 @@ func (c *conn) call(req []byte, want int64) (*frame, error) {
 	return &c.f, nil
 }
 
-func (c *conn) proto(b []byte) []byte {
-	if c.classic {
-		return b
-	}
-	return append(b, `,"proto":2`...)
-}
-
 // register creates the account name/pass and remembers its id.
 func (c *conn) register(name, pass string) error {
-	b := c.proto([]byte(`{"msgid":4`))
-	b = append(b, `,"name":`...)
-	b = appendJSONString(b, name)
-	b = append(b, `,"password":`...)
-	b = appendJSONString(b, pass)
-	f, err := c.call(b, 5)
+	f, err := c.call(&proto.RegisterReq{Name: name, Password: pass}, proto.RegisterAck)
 	if err != nil {
 		return err
 	}
@@ -124,17 +121,7 @@ func (c *conn) register(name, pass string) error {
 
 // login logs in with the password (token empty) or the session token.
 func (c *conn) login(id int64, pass, token string) error {
-	b := c.proto([]byte(`{"msgid":1`))
-	if token != "" {
-		b = append(b, `,"token":`...)
-		b = appendJSONString(b, token)
-	} else {
-		b = append(b, `,"id":`...)
-		b = strconv.AppendInt(b, id, 10)
-		b = append(b, `,"password":`...)
-		b = appendJSONString(b, pass)
-	}
-	f, err := c.call(b, 2)
+	f, err := c.call(&proto.LoginReq{ID: id, Password: pass, Token: token}, proto.LoginAck)
 	if err != nil {
 		return err
 	}
@@ -150,10 +137,7 @@ func (c *conn) login(id int64, pass, token string) error {
 
 // createGroup creates a group (native: answered with its id).
 func (c *conn) createGroup(name string) (int64, error) {
-	b := []byte(`{"msgid":8,"groupname":`)
-	b = appendJSONString(b, name)
-	b = append(b, `,"groupdesc":"chatbench"`...)
-	f, err := c.call(b, 11)
+	f, err := c.call(&proto.CreateGroupReq{Name: name, Desc: "chatbench"}, proto.Reply)
 	if err != nil {
 		return 0, err
 	}
@@ -165,9 +149,7 @@ func (c *conn) createGroup(name string) (int64, error) {
 
 // joinGroup joins group g.
 func (c *conn) joinGroup(g int64) error {
-	b := []byte(`{"msgid":9,"groupid":`)
-	b = strconv.AppendInt(b, g, 10)
-	_, err := c.call(b, 11)
+	_, err := c.call(&proto.AddGroupReq{GroupID: g}, proto.Reply)
 	return err
 }
 
