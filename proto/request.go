@@ -1,13 +1,5 @@
 package proto
 
-import (
-	"encoding/json"
-	"errors"
-	"fmt"
-
-	"clusterchat"
-)
-
 // Message ids (docs/protocol.md). 1-10 are the classic protocol's.
 const (
 	Login       = 1
@@ -67,37 +59,4 @@ func (q *Request) Recipient() int64 {
 		return q.To
 	}
 	return q.ToID
-}
-
-// Decode parses one frame into q. On failure it returns an *clusterchat.Error
-// (EINVALID) and fills as much of q as it could, so the error reply can name
-// the msgid and rid it answers.
-func Decode(frame []byte, q *Request) error {
-	*q = Request{}
-	if len(frame) == 0 || frame[0] != '{' {
-		return clusterchat.Errorf(clusterchat.EINVALID, "a request must be a JSON object")
-	}
-	err := json.Unmarshal(frame, q)
-	if err == nil {
-		if q.MsgID == 0 {
-			return clusterchat.Errorf(clusterchat.EINVALID, "missing msgid")
-		}
-		return nil
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		// Unmarshal went on past the bad field, so msgid and rid are set when
-		// they were well typed.
-		return clusterchat.Errorf(clusterchat.EINVALID, "field %q has the wrong type or is out of range", te.Field)
-	}
-	// Malformed JSON: try to salvage msgid and rid for the reply.
-	return clusterchat.Errorf(clusterchat.EINVALID, "malformed JSON: %s", shortSyntax(err))
-}
-
-func shortSyntax(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("%s at offset %d", se.Error(), se.Offset)
-	}
-	return err.Error()
 }

@@ -1,0 +1,624 @@
+package proto
+
+import (
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"clusterchat"
+)
+
+// Decode parses one frame into q. On failure it returns an *clusterchat.Error
+// (EINVALID) and fills as much of q as it could, so the error reply can name
+// the msgid and rid it answers.
+//
+// It reads exactly what encoding/json.Unmarshal into a Request reads (the
+// same fields, case-insensitive key matching, unescaping, U+FFFD for
+// invalid UTF-8, later duplicates winning, null leaving a field alone, a
+// wrongly typed field skipped while the others are still set, nothing set
+// for malformed JSON), without reflection: requests are the server's
+// hottest parse (FuzzDecode holds the two to the same answers).
+func Decode(frame []byte, q *Request) error {
+	*q = Request{}
+	if len(frame) == 0 || frame[0] != '{' {
+		return clusterchat.Errorf(clusterchat.EINVALID, "a request must be a JSON object")
+	}
+	d := decoder{b: frame, syntax: -1, depth: 1}
+	d.object(q)
+	if d.syntax < 0 && d.ws(d.i) != len(d.b) {
+		d.fail(d.ws(d.i))
+	}
+	if d.syntax >= 0 {
+		*q = Request{} // encoding/json checks the whole text before setting anything
+		return clusterchat.Errorf(clusterchat.EINVALID, "malformed JSON at offset %d", d.syntax)
+	}
+	if d.badField != "" {
+		// The other fields are set, so msgid and rid are when well typed.
+		return clusterchat.Errorf(clusterchat.EINVALID, "field %q has the wrong type or is out of range", d.badField)
+	}
+	if q.MsgID == 0 {
+		return clusterchat.Errorf(clusterchat.EINVALID, "missing msgid")
+	}
+	return nil
+}
+
+// maxDepth is encoding/json's nesting limit.
+const maxDepth = 10000
+
+// decoder is one pass over a request. syntax is the offset of the first
+// syntax error (-1: none yet); badField the first wrongly typed field.
+type decoder struct {
+	b        []byte
+	i        int
+	syntax   int
+	badField string
+	depth    int
+	key      []byte // scratch for escaped keys
+}
+
+func (d *decoder) fail(at int) {
+	if d.syntax < 0 {
+		d.syntax = at
+	}
+	d.i = len(d.b)
+}
+
+func (d *decoder) ws(i int) int {
+	for i < len(d.b) {
+		switch d.b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// object decodes the object at d.i (a '{') into q.
+func (d *decoder) object(q *Request) {
+	d.i = d.ws(d.i + 1)
+	if d.i < len(d.b) && d.b[d.i] == '}' {
+		d.i++
+		return
+	}
+	for d.syntax < 0 {
+		if d.i >= len(d.b) || d.b[d.i] != '"' {
+			d.fail(d.i)
+			return
+		}
+		key, ok := d.rawKey()
+		if !ok {
+			return
+		}
+		d.i = d.ws(d.i)
+		if d.i >= len(d.b) || d.b[d.i] != ':' {
+			d.fail(d.i)
+			return
+		}
+		d.i = d.ws(d.i + 1)
+		d.field(q, key)
+		if d.syntax >= 0 {
+			return
+		}
+		d.i = d.ws(d.i)
+		if d.i >= len(d.b) {
+			d.fail(d.i)
+			return
+		}
+		switch d.b[d.i] {
+		case ',':
+			d.i = d.ws(d.i + 1)
+		case '}':
+			d.i++
+			return
+		default:
+			d.fail(d.i)
+			return
+		}
+	}
+}
+
+// rawKey reads the key string at d.i, unescaped when it has escapes.
+func (d *decoder) rawKey() ([]byte, bool) {
+	start := d.i + 1
+	for j := start; j < len(d.b); j++ {
+		switch c := d.b[j]; {
+		case c == '"':
+			d.i = j + 1
+			return d.b[start:j], true
+		case c == '\\' || c < 0x20:
+			s, ok := d.slowString()
+			d.key = append(d.key[:0], s...)
+			return d.key, ok
+		}
+	}
+	d.fail(len(d.b))
+	return nil, false
+}
+
+// The fields of Request, by wire name.
+const (
+	fNone = iota
+	fMsgID
+	fRID
+	fProto
+	fID
+	fTo
+	fToID
+	fName
+	fPassword
+	fToken
+	fMsg
+	fTime
+	fFriendID
+	fGroupID
+	fGroupName
+	fGroupDesc
+	fCMID
+	fConv
+	fAfter
+	fBefore
+	fLimit
+	fSeq
+)
+
+var fieldNames = [...]string{fMsgID: "msgid", fRID: "rid", fProto: "proto", fID: "id", fTo: "to", fToID: "toid",
+	fName: "name", fPassword: "password", fToken: "token", fMsg: "msg", fTime: "time", fFriendID: "friendid",
+	fGroupID: "groupid", fGroupName: "groupname", fGroupDesc: "groupdesc", fCMID: "cmid", fConv: "conv",
+	fAfter: "after", fBefore: "before", fLimit: "limit", fSeq: "seq"}
+
+func lookup(key []byte) int {
+	switch string(key) {
+	case "msgid":
+		return fMsgID
+	case "rid":
+		return fRID
+	case "proto":
+		return fProto
+	case "id":
+		return fID
+	case "to":
+		return fTo
+	case "toid":
+		return fToID
+	case "name":
+		return fName
+	case "password":
+		return fPassword
+	case "token":
+		return fToken
+	case "msg":
+		return fMsg
+	case "time":
+		return fTime
+	case "friendid":
+		return fFriendID
+	case "groupid":
+		return fGroupID
+	case "groupname":
+		return fGroupName
+	case "groupdesc":
+		return fGroupDesc
+	case "cmid":
+		return fCMID
+	case "conv":
+		return fConv
+	case "after":
+		return fAfter
+	case "before":
+		return fBefore
+	case "limit":
+		return fLimit
+	case "seq":
+		return fSeq
+	}
+	return fNone
+}
+
+// lookupFold matches key as encoding/json does when no name matches
+// exactly: under Unicode simple case folding. The names are lower-case
+// ASCII, whose only non-ASCII fold partners are K (U+212A) for k and ſ
+// (U+017F) for s.
+func lookupFold(key []byte) int {
+	var buf [16]byte
+	out := buf[:0]
+	for i := 0; i < len(key); {
+		c := key[i]
+		if c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(key[i:])
+		switch r {
+		case '\u212a':
+			out = append(out, 'k')
+		case '\u017f':
+			out = append(out, 's')
+		default:
+			return fNone
+		}
+		i += n
+	}
+	return lookup(out)
+}
+
+// field decodes the value at d.i into q's field named key.
+func (d *decoder) field(q *Request, key []byte) {
+	f := lookup(key)
+	if f == fNone {
+		f = lookupFold(key)
+	}
+	if f == fNone || d.i >= len(d.b) {
+		d.skip()
+		return
+	}
+	c := d.b[d.i]
+	if c == 'n' { // null leaves the field alone
+		d.skip()
+		return
+	}
+	switch f {
+	case fName, fPassword, fToken, fMsg, fTime, fGroupName, fGroupDesc, fCMID, fConv:
+		if c != '"' {
+			d.wrongType(f)
+			return
+		}
+		s, ok := d.string()
+		if !ok {
+			return
+		}
+		switch f {
+		case fName:
+			q.Name = s
+		case fPassword:
+			q.Password = s
+		case fToken:
+			q.Token = s
+		case fMsg:
+			q.Msg = s
+		case fTime:
+			q.Time = s
+		case fGroupName:
+			q.GroupName = s
+		case fGroupDesc:
+			q.GroupDesc = s
+		case fCMID:
+			q.CMID = s
+		case fConv:
+			q.Conv = s
+		}
+	default:
+		if c != '-' && (c < '0' || c > '9') {
+			d.wrongType(f)
+			return
+		}
+		start := d.i
+		if !d.number() {
+			return
+		}
+		v, err := strconv.ParseInt(string(d.b[start:d.i]), 10, 64)
+		if err != nil { // a fraction, an exponent or out of range
+			d.badType(f)
+			return
+		}
+		switch f {
+		case fMsgID:
+			q.MsgID = int(v)
+		case fRID:
+			q.RID = v
+		case fProto:
+			q.Proto = int(v)
+		case fID:
+			q.ID = v
+		case fTo:
+			q.To = v
+		case fToID:
+			q.ToID = v
+		case fFriendID:
+			q.FriendID = v
+		case fGroupID:
+			q.GroupID = v
+		case fAfter:
+			q.After = v
+		case fBefore:
+			q.Before = v
+		case fLimit:
+			q.Limit = int(v)
+		case fSeq:
+			q.Seq = v
+		}
+	}
+}
+
+// wrongType skips a value of the wrong kind for field f.
+func (d *decoder) wrongType(f int) {
+	d.skip()
+	d.badType(f)
+}
+
+func (d *decoder) badType(f int) {
+	if d.badField == "" && d.syntax < 0 {
+		d.badField = fieldNames[f]
+	}
+}
+
+// string reads the string at d.i (a '"').
+func (d *decoder) string() (string, bool) {
+	start := d.i + 1
+	for j := start; j < len(d.b); j++ {
+		c := d.b[j]
+		if c == '"' {
+			d.i = j + 1
+			return string(d.b[start:j]), true
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			s, ok := d.slowString()
+			return string(s), ok
+		}
+	}
+	d.fail(len(d.b))
+	return "", false
+}
+
+// slowString reads the string at d.i with escapes, validating UTF-8 as
+// encoding/json does: invalid bytes and lone surrogates become U+FFFD.
+func (d *decoder) slowString() ([]byte, bool) {
+	out := make([]byte, 0, 64)
+	j := d.i + 1
+	for j < len(d.b) {
+		c := d.b[j]
+		switch {
+		case c == '"':
+			d.i = j + 1
+			return out, true
+		case c < 0x20:
+			d.fail(j)
+			return nil, false
+		case c == '\\':
+			if j+1 >= len(d.b) {
+				d.fail(len(d.b))
+				return nil, false
+			}
+			switch e := d.b[j+1]; e {
+			case '"', '\\', '/':
+				out = append(out, e)
+				j += 2
+			case 'b':
+				out, j = append(out, '\b'), j+2
+			case 'f':
+				out, j = append(out, '\f'), j+2
+			case 'n':
+				out, j = append(out, '\n'), j+2
+			case 'r':
+				out, j = append(out, '\r'), j+2
+			case 't':
+				out, j = append(out, '\t'), j+2
+			case 'u':
+				r, ok := hex4(d.b, j+2)
+				if !ok {
+					d.fail(j)
+					return nil, false
+				}
+				j += 6
+				if utf16.IsSurrogate(r) {
+					r2, ok := rune(-1), false
+					if j+1 < len(d.b) && d.b[j] == '\\' && d.b[j+1] == 'u' {
+						r2, ok = hex4(d.b, j+2)
+					}
+					if dec := utf16.DecodeRune(r, r2); ok && dec != utf8.RuneError {
+						r = dec
+						j += 6
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				d.fail(j)
+				return nil, false
+			}
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			j++
+		default:
+			r, size := utf8.DecodeRune(d.b[j:])
+			if r == utf8.RuneError && size == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError)
+			} else {
+				out = append(out, d.b[j:j+size]...)
+			}
+			j += size
+		}
+	}
+	d.fail(len(d.b))
+	return nil, false
+}
+
+// hex4 reads four hex digits at b[i:] as a rune; an incomplete or bad
+// escape is a syntax error.
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r*16 + rune(c)
+	}
+	return r, true
+}
+
+// number reads a JSON number at d.i.
+func (d *decoder) number() bool {
+	b, i := d.b, d.i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() bool {
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case !digits():
+		d.fail(i)
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			d.fail(i)
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			d.fail(i)
+			return false
+		}
+	}
+	d.i = i
+	return true
+}
+
+// skip validates and passes over the value at d.i.
+func (d *decoder) skip() {
+	if d.i >= len(d.b) {
+		d.fail(d.i)
+		return
+	}
+	switch c := d.b[d.i]; c {
+	case '"':
+		d.skipString()
+	case '{', '[':
+		d.skipNested(c)
+	case 't':
+		d.literal("true")
+	case 'f':
+		d.literal("false")
+	case 'n':
+		d.literal("null")
+	default:
+		if c == '-' || (c >= '0' && c <= '9') {
+			d.number()
+			return
+		}
+		d.fail(d.i)
+	}
+}
+
+func (d *decoder) literal(s string) {
+	if len(d.b)-d.i < len(s) || string(d.b[d.i:d.i+len(s)]) != s {
+		d.fail(d.i)
+		return
+	}
+	d.i += len(s)
+}
+
+// skipString passes over a string, checking its escapes and control bytes.
+func (d *decoder) skipString() {
+	for j := d.i + 1; j < len(d.b); j++ {
+		switch c := d.b[j]; {
+		case c == '"':
+			d.i = j + 1
+			return
+		case c < 0x20:
+			d.fail(j)
+			return
+		case c == '\\':
+			if j+1 >= len(d.b) {
+				d.fail(len(d.b))
+				return
+			}
+			switch d.b[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j++
+			case 'u':
+				if _, ok := hex4(d.b, j+2); !ok {
+					d.fail(j)
+					return
+				}
+				j += 5
+			default:
+				d.fail(j)
+				return
+			}
+		}
+	}
+	d.fail(len(d.b))
+}
+
+// skipNested passes over an object or array.
+func (d *decoder) skipNested(open byte) {
+	d.depth++
+	defer func() { d.depth-- }()
+	if d.depth > maxDepth {
+		d.fail(d.i)
+		return
+	}
+	closer := byte(']')
+	if open == '{' {
+		closer = '}'
+	}
+	d.i = d.ws(d.i + 1)
+	if d.i < len(d.b) && d.b[d.i] == closer {
+		d.i++
+		return
+	}
+	for d.syntax < 0 {
+		if open == '{' {
+			if d.i >= len(d.b) || d.b[d.i] != '"' {
+				d.fail(d.i)
+				return
+			}
+			d.skipString()
+			d.i = d.ws(d.i)
+			if d.syntax >= 0 || d.i >= len(d.b) || d.b[d.i] != ':' {
+				d.fail(d.i)
+				return
+			}
+			d.i = d.ws(d.i + 1)
+		}
+		d.skip()
+		if d.syntax >= 0 {
+			return
+		}
+		d.i = d.ws(d.i)
+		if d.i >= len(d.b) {
+			d.fail(d.i)
+			return
+		}
+		switch d.b[d.i] {
+		case ',':
+			d.i = d.ws(d.i + 1)
+		case closer:
+			d.i++
+			return
+		default:
+			d.fail(d.i)
+			return
+		}
+	}
+}
