@@ -22,3 +22,27 @@ type Presence interface {
 	// its heartbeat.
 	Close() error
 }
+
+// The optional capabilities of a Presence, found by type assertion: a caller
+// uses them when present and is correct without them.
+
+// OfflineNotifier is a Presence that notices users who went offline because
+// the server holding their last session died (SIGKILL, a crash), when no
+// server released them and so nobody announced it. f is called from the
+// presence's own goroutine and must not block; each such user is reported
+// once, by one surviving server, within a bounded time of the death (redis:
+// TTL+Heartbeat). Implementation: redis.Presence.
+type OfflineNotifier interface {
+	Presence
+	// OnOffline sets f, replacing any earlier one.
+	OnOffline(f func(uids []int64))
+}
+
+// ReadyPresence is a Presence that depends on a connection: Ready reports
+// whether it works now (for /readyz). A Presence without it is always
+// ready. Implementation: redis.Presence.
+type ReadyPresence interface {
+	Presence
+	// Ready returns nil when the presence can serve calls now.
+	Ready(ctx context.Context) error
+}

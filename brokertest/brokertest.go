@@ -58,23 +58,23 @@ func Run(t *testing.T, newBroker NewFunc, opts ...Option) {
 // Recorder is a BrokerHandler that keeps copies of what it receives.
 type Recorder struct {
 	mu         sync.Mutex
-	msgs       map[string][]string
+	msgs       map[clusterchat.Channel][]string
 	reconnects int
 	// OnMessage, when set, is called at the start of every HandleMessage.
-	OnMessage func(channel string, payload []byte)
+	OnMessage func(channel clusterchat.Channel, payload []byte)
 }
 
 var _ clusterchat.BrokerHandler = (*Recorder)(nil)
 
 // HandleMessage records a copy of payload (the broker may reuse it).
-func (r *Recorder) HandleMessage(channel string, payload []byte) {
+func (r *Recorder) HandleMessage(channel clusterchat.Channel, payload []byte) {
 	if r.OnMessage != nil {
 		r.OnMessage(channel, payload)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.msgs == nil {
-		r.msgs = make(map[string][]string)
+		r.msgs = make(map[clusterchat.Channel][]string)
 	}
 	r.msgs[channel] = append(r.msgs[channel], string(payload))
 }
@@ -87,14 +87,14 @@ func (r *Recorder) HandleReconnect() {
 }
 
 // Messages returns a copy of what channel received so far.
-func (r *Recorder) Messages(channel string) []string {
+func (r *Recorder) Messages(channel clusterchat.Channel) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.msgs[channel]...)
 }
 
 // Count is how many payloads channel received so far.
-func (r *Recorder) Count(channel string) int {
+func (r *Recorder) Count(channel clusterchat.Channel) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.msgs[channel])
@@ -108,15 +108,15 @@ func (r *Recorder) Reconnects() int {
 }
 
 // WaitCount waits until channel received at least n payloads.
-func (r *Recorder) WaitCount(t testing.TB, channel string, n int) {
+func (r *Recorder) WaitCount(t testing.TB, channel clusterchat.Channel, n int) {
 	t.Helper()
 	testenv.WaitFor(t, wait, fmt.Sprintf("%d payloads on %s", n, channel), func() bool { return r.Count(channel) >= n })
 }
 
-// channelName returns a channel name no other test (or earlier run against
-// the same backend) uses.
-func channelName(kind string) string {
-	return fmt.Sprintf("%s:%d", kind, rand.Int64N(1<<62))
+// channelName returns a user's (kind "u") or a group's (kind "g") channel
+// no other test (or earlier run against the same backend) uses.
+func channelName(kind string) clusterchat.Channel {
+	return clusterchat.Channel{Group: kind == "g", ID: rand.Int64N(1 << 62)}
 }
 
 func must(t testing.TB, err error) {
@@ -199,7 +199,7 @@ func testConcurrentPublishers(t *testing.T, newBroker NewFunc) {
 // marker publishes on a channel that stays subscribed and waits for it: since
 // payloads from one publisher arrive in order, everything published before
 // the marker has arrived (or never will) once the marker has.
-func marker(t *testing.T, b clusterchat.Broker, rec *Recorder, ch string) {
+func marker(t *testing.T, b clusterchat.Broker, rec *Recorder, ch clusterchat.Channel) {
 	t.Helper()
 	n := rec.Count(ch)
 	must(t, b.Publish(context.Background(), ch, []byte("marker")))
@@ -257,7 +257,7 @@ func testCloseWaits(t *testing.T, newBroker NewFunc) {
 	release := make(chan struct{})
 	var finished atomic.Bool
 	var once sync.Once
-	rec := &Recorder{OnMessage: func(string, []byte) {
+	rec := &Recorder{OnMessage: func(clusterchat.Channel, []byte) {
 		once.Do(func() {
 			close(entered)
 			<-release
@@ -285,7 +285,7 @@ func testAfterClose(t *testing.T, newBroker NewFunc) {
 	ctx := context.Background()
 	b := newBroker(t, &Recorder{})
 	must(t, b.Close())
-	if err := b.Publish(ctx, "u:1", []byte("x")); err == nil {
+	if err := b.Publish(ctx, clusterchat.UserChannel(1), []byte("x")); err == nil {
 		t.Error("Publish after Close succeeded")
 	}
 	if err := b.Ready(ctx); err == nil {

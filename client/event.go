@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"clusterchat/proto"
+
 	"clusterchat"
 )
 
@@ -15,7 +17,7 @@ const (
 	// EventMessage: a chat message (Message), delivered once, in seq order
 	// within its conversation. Sent is true when this Client sent it.
 	EventMessage EventKind = iota + 1
-	// EventPresence: friend UserID went State ("online"/"offline").
+	// EventPresence: friend UserID went State (proto.Online or proto.Offline).
 	EventPresence
 	// EventFriendAdded: UserID (Name, State) became a friend.
 	EventFriendAdded
@@ -60,7 +62,7 @@ type Event struct {
 	Sent    bool                 // EventMessage: sent by this Client (best effort, see package doc)
 	UserID  int64                // presence, friend added, group joined
 	Name    string               // friend added, group joined
-	State   string               // presence, friend added
+	State   proto.State          // presence, friend added: proto.Online or proto.Offline
 	GroupID int64                // group joined
 	Conv    string               // read, error of a sync
 	Seq     int64                // read

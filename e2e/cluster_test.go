@@ -12,6 +12,7 @@ import (
 	"clusterchat"
 	"clusterchat/client"
 	"clusterchat/internal/testenv"
+	"clusterchat/proto"
 )
 
 // TestCluster runs every cluster scenario on one cluster (starting one costs
@@ -466,7 +467,7 @@ func testPresence(t *testing.T, c *cluster) {
 			t.Fatalf("add friend: %v", err)
 		}
 	}
-	isPresence := func(id int64, state string) func(client.Event) bool {
+	isPresence := func(id int64, state proto.State) func(client.Event) bool {
 		return func(e client.Event) bool {
 			return e.Kind == client.EventPresence && e.UserID == id && e.State == state
 		}

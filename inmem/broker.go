@@ -10,7 +10,7 @@ import (
 	"clusterchat"
 )
 
-var _ clusterchat.Broker = (*Broker)(nil)
+var _ clusterchat.InProcessBroker = (*Broker)(nil)
 
 // Broker is a clusterchat.Broker for one process. Publish calls the handler
 // synchronously, on the publisher's goroutine, when the channel is
@@ -32,7 +32,7 @@ const shardCount = 64
 
 type shard struct {
 	mu     sync.RWMutex
-	subs   map[string]int // channel -> Subscribe count
+	subs   map[clusterchat.Channel]int // channel -> Subscribe count
 	closed bool
 	calls  sync.WaitGroup // handler calls in progress, for Close
 	_      [64]byte       // keep neighbouring shards off this cache line
@@ -42,13 +42,13 @@ type shard struct {
 func NewBroker(h clusterchat.BrokerHandler) *Broker {
 	b := &Broker{h: h, seed: maphash.MakeSeed()}
 	for i := range b.shards {
-		b.shards[i].subs = make(map[string]int)
+		b.shards[i].subs = make(map[clusterchat.Channel]int)
 	}
 	return b
 }
 
-func (b *Broker) shard(channel string) *shard {
-	return &b.shards[maphash.String(b.seed, channel)%shardCount]
+func (b *Broker) shard(channel clusterchat.Channel) *shard {
+	return &b.shards[maphash.Comparable(b.seed, channel)%shardCount]
 }
 
 func errClosed() error { return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "broker closed") }
@@ -59,7 +59,7 @@ func (b *Broker) InProcess() bool { return true }
 
 // Publish delivers payload to the handler before it returns if channel is
 // subscribed.
-func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
+func (b *Broker) Publish(ctx context.Context, channel clusterchat.Channel, payload []byte) error {
 	s := b.shard(channel)
 	s.mu.RLock()
 	if s.closed {
@@ -81,7 +81,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) er
 }
 
 // Subscribe counts one subscription to channel.
-func (b *Broker) Subscribe(ctx context.Context, channel string) error {
+func (b *Broker) Subscribe(ctx context.Context, channel clusterchat.Channel) error {
 	s := b.shard(channel)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -93,7 +93,7 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 }
 
 // Unsubscribe undoes one Subscribe; unbalanced calls are ignored.
-func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
+func (b *Broker) Unsubscribe(ctx context.Context, channel clusterchat.Channel) error {
 	s := b.shard(channel)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,7 +2,6 @@ package inmem_test
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
 
@@ -26,8 +25,8 @@ func TestPresence(t *testing.T) {
 
 type nopHandler struct{}
 
-func (nopHandler) HandleMessage(string, []byte) {}
-func (nopHandler) HandleReconnect()             {}
+func (nopHandler) HandleMessage(clusterchat.Channel, []byte) {}
+func (nopHandler) HandleReconnect()                          {}
 
 // BenchmarkPublish measures the in-process fast path: Publish to a
 // subscribed channel, handler called synchronously.
@@ -35,14 +34,14 @@ func BenchmarkPublish(b *testing.B) {
 	ctx := context.Background()
 	br := inmem.NewBroker(nopHandler{})
 	defer br.Close()
-	if err := br.Subscribe(ctx, "u:1"); err != nil {
+	if err := br.Subscribe(ctx, clusterchat.UserChannel(1)); err != nil {
 		b.Fatal(err)
 	}
 	payload := []byte(`{"type":"msg","from":1,"to":2,"body":"hello"}`)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := br.Publish(ctx, "u:1", payload); err != nil {
+			if err := br.Publish(ctx, clusterchat.UserChannel(1), payload); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -59,7 +58,7 @@ func BenchmarkPublishChannels(b *testing.B) {
 	payload := []byte(`{"type":"msg","from":1,"to":2,"body":"hello"}`)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		ch := fmt.Sprintf("u:%d", next.Add(1))
+		ch := clusterchat.UserChannel(next.Add(1))
 		if err := br.Subscribe(ctx, ch); err != nil {
 			b.Fatal(err)
 		}

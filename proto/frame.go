@@ -21,7 +21,7 @@ type Frame struct {
 	ID      int64    `json:"id"`
 	Name    string   `json:"name"`
 	Token   string   `json:"token"`
-	State   string   `json:"state"`
+	State   State    `json:"state"`
 	Friends []Friend `json:"friends"`
 	Groups  []Group  `json:"groups"`
 	Convs   []Conv   `json:"convs"`

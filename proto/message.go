@@ -35,14 +35,17 @@ type Req interface {
 	AppendNative(b []byte, rid int64) []byte
 }
 
-// Presence states, as PRESENCE events and login replies carry them.
+// State is a user's presence as PRESENCE events and login replies carry it.
+type State string
+
+// The presence states.
 const (
-	Online  = "online"
-	Offline = "offline"
+	Online  State = "online"  // at least one live session somewhere
+	Offline State = "offline" // none
 )
 
 // StateOf returns Online or Offline.
-func StateOf(online bool) string {
+func StateOf(online bool) State {
 	if online {
 		return Online
 	}
@@ -348,14 +351,14 @@ func (r *RegisterReply) appendBody(b []byte) []byte {
 type Friend struct {
 	ID    int64  `json:"id"`
 	Name  string `json:"name"`
-	State string `json:"state"` // Online or Offline, live at login
+	State State  `json:"state"` // live at login
 }
 
 // Member is a member of a group in a login reply.
 type Member struct {
 	ID    int64  `json:"id"`
 	Name  string `json:"name"`
-	State string `json:"state"`
+	State State  `json:"state"`
 	Role  string `json:"role"` // clusterchat.RoleCreator or RoleNormal
 }
 
@@ -440,7 +443,7 @@ type (
 		ID    int64  `json:"id"`
 		Name  string `json:"name"`
 		Role  string `json:"role"`
-		State string `json:"state"`
+		State State  `json:"state"`
 	}
 	classicGroup struct {
 		Desc  string   `json:"groupdesc"`
@@ -509,7 +512,7 @@ func (r *FriendReply) AppendNative(b []byte) []byte {
 func appendFriend(b []byte, f *Friend) []byte {
 	b = appendKeyInt(b, `,"id":`, f.ID)
 	b = appendKeyStr(b, `,"name":`, f.Name)
-	return appendKeyStr(b, `,"state":`, f.State)
+	return appendKeyStr(b, `,"state":`, string(f.State))
 }
 
 // CreateGroupReply answers CREATE_GROUP with the new group's id (native only).
@@ -602,13 +605,13 @@ func (e *ChatEvent) AppendClassic(b []byte) []byte { return AppendClassicChat(b,
 // PresenceEvent tells that friend ID came online or went offline.
 type PresenceEvent struct {
 	ID    int64
-	State string
+	State State
 }
 
 // AppendNative appends {"msgid":12,"id":N,"state":S}.
 func (e *PresenceEvent) AppendNative(b []byte) []byte {
 	b = appendKeyInt(b, `{"msgid":12,"id":`, e.ID)
-	b = appendKeyStr(b, `,"state":`, e.State)
+	b = appendKeyStr(b, `,"state":`, string(e.State))
 	return append(b, '}')
 }
 

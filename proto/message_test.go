@@ -238,9 +238,9 @@ func FuzzAppendString(f *testing.F) {
 		if err := json.Unmarshal(b, &back); err != nil || back != want {
 			t.Fatalf("AppendString(%q) = %s: encoding/json reads %q, %v", s, b, back, err)
 		}
-		frame := (&PresenceEvent{ID: 1, State: s}).AppendNative(nil)
+		frame := (&PresenceEvent{ID: 1, State: State(s)}).AppendNative(nil)
 		var fr Frame
-		if err := DecodeFrame(frame, &fr); err != nil || fr.State != want {
+		if err := DecodeFrame(frame, &fr); err != nil || string(fr.State) != want {
 			t.Fatalf("client decoded %q from %s, want %q (%v)", fr.State, frame, want, err)
 		}
 		var q Request

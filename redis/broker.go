@@ -23,7 +23,7 @@ import (
 	"clusterchat"
 )
 
-var _ clusterchat.Broker = (*Broker)(nil)
+var _ clusterchat.BatchPublisher = (*Broker)(nil)
 
 // BrokerOptions tunes a Broker; zero fields take the defaults.
 type BrokerOptions struct {
@@ -100,11 +100,11 @@ type Broker struct {
 	wbuf    []byte                  // command encoding buffer, under mu
 }
 
-// sub is one counted subscription. name is kept so that the reader can hand
-// the handler a string without allocating one per message.
+// sub is one counted subscription. ch is kept so that the reader hands the
+// handler the channel as published, without parsing its name back.
 type sub struct {
-	name string
-	n    int
+	ch clusterchat.Channel
+	n  int
 }
 
 // NewBroker connects to the Redis at url (redis://[user:pass@]host:port or
@@ -165,7 +165,7 @@ func NewBrokerWithOptions(ctx context.Context, url string, h clusterchat.BrokerH
 // Publish sends payload to every server subscribed to channel. The command
 // joins the pipeline of concurrent publishers; the call returns when Redis
 // has answered, or with EUNAVAILABLE after PublishTimeout.
-func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
+func (b *Broker) Publish(ctx context.Context, channel clusterchat.Channel, payload []byte) error {
 	if b.closed.Load() {
 		return errBrokerClosed()
 	}
@@ -173,7 +173,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) er
 	defer cancel()
 	// string(payload) copies: after a timeout the command may still sit in
 	// the pipeline while the caller reuses payload.
-	cmd := b.pub.B().Publish().Channel(b.opt.Prefix + channel).Message(string(payload)).Build()
+	cmd := b.pub.B().Publish().Channel(b.opt.Prefix + channel.String()).Message(string(payload)).Build()
 	if err := b.pub.Do(ctx, cmd).Error(); err != nil {
 		return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "redis broker: publish: %v", err)
 	}
@@ -182,7 +182,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) er
 
 // PublishBatch publishes payloads[i] on channels[i], in order, pipelined in
 // one round trip. It fails if any publish failed.
-func (b *Broker) PublishBatch(ctx context.Context, channels []string, payloads [][]byte) error {
+func (b *Broker) PublishBatch(ctx context.Context, channels []clusterchat.Channel, payloads [][]byte) error {
 	if b.closed.Load() {
 		return errBrokerClosed()
 	}
@@ -190,7 +190,7 @@ func (b *Broker) PublishBatch(ctx context.Context, channels []string, payloads [
 	defer cancel()
 	cmds := make(rueidis.Commands, len(channels))
 	for i := range channels {
-		cmds[i] = b.pub.B().Publish().Channel(b.opt.Prefix + channels[i]).Message(string(payloads[i])).Build()
+		cmds[i] = b.pub.B().Publish().Channel(b.opt.Prefix + channels[i].String()).Message(string(payloads[i])).Build()
 	}
 	for _, r := range b.pub.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
@@ -204,7 +204,8 @@ func (b *Broker) PublishBatch(ctx context.Context, channels []string, payloads [
 // Redis has confirmed it. It fails with EUNAVAILABLE (and counts nothing)
 // while Redis is unreachable. A second Subscribe to a channel whose first is
 // still waiting for its confirmation returns at once.
-func (b *Broker) Subscribe(ctx context.Context, channel string) error {
+func (b *Broker) Subscribe(ctx context.Context, ch clusterchat.Channel) error {
+	channel := ch.String()
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
@@ -219,7 +220,7 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 		b.mu.Unlock()
 		return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "redis broker: not connected")
 	}
-	b.subs[channel] = &sub{name: channel, n: 1}
+	b.subs[channel] = &sub{ch: ch, n: 1}
 	w := make(chan error, 1)
 	b.waiters[channel] = append(b.waiters[channel], w)
 	err := b.writeLocked("SUBSCRIBE", channel)
@@ -244,7 +245,8 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 // confirmed it, so nothing published afterwards reaches the handler.
 // Unbalanced calls are ignored. While Redis is unreachable it only
 // uncounts: the channel will not be restored on reconnect.
-func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
+func (b *Broker) Unsubscribe(ctx context.Context, ch clusterchat.Channel) error {
+	channel := ch.String()
 	b.mu.Lock()
 	s := b.subs[channel]
 	if s == nil {
@@ -570,8 +572,8 @@ func (b *Broker) read(conn net.Conn, reconnect bool, nchans int) (restored bool,
 			if err != nil {
 				return restored, err
 			}
-			if name, ok := b.lookup(chbuf); ok {
-				b.h.HandleMessage(name, payload)
+			if ch, ok := b.lookup(chbuf); ok {
+				b.h.HandleMessage(ch, payload)
 			}
 		}
 	}
@@ -618,20 +620,20 @@ func (b *Broker) confirm(rch []byte) {
 	}
 }
 
-// lookup returns the name of a subscribed channel from its Redis name, or
-// false when it is not counted (a message that crossed an Unsubscribe).
-func (b *Broker) lookup(rch []byte) (string, bool) {
+// lookup returns a subscribed channel from its Redis name, or false when
+// it is not counted (a message that crossed an Unsubscribe).
+func (b *Broker) lookup(rch []byte) (clusterchat.Channel, bool) {
 	ch, ok := bytes.CutPrefix(rch, []byte(b.opt.Prefix))
 	if !ok {
-		return "", false
+		return clusterchat.Channel{}, false
 	}
 	b.mu.Lock()
 	s := b.subs[string(ch)]
 	b.mu.Unlock()
 	if s == nil {
-		return "", false
+		return clusterchat.Channel{}, false
 	}
-	return s.name, true
+	return s.ch, true
 }
 
 // appendCommand encodes a RESP command.

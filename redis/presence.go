@@ -15,7 +15,10 @@ import (
 	"clusterchat"
 )
 
-var _ clusterchat.Presence = (*Presence)(nil)
+var (
+	_ clusterchat.OfflineNotifier = (*Presence)(nil)
+	_ clusterchat.ReadyPresence   = (*Presence)(nil)
+)
 
 // PresenceOptions tunes a Presence; zero fields take the defaults.
 type PresenceOptions struct {

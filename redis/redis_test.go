@@ -88,7 +88,7 @@ func TestBrokerReconnect(t *testing.T) {
 	r := testenv.StartRedis(t)
 	rec := &brokertest.Recorder{}
 	b := newBroker(t, r, rec)
-	const ch = "u:42"
+	ch := clusterchat.UserChannel(42)
 	for range 2 { // counted twice: restored once
 		if err := b.Subscribe(ctx, ch); err != nil {
 			t.Fatal(err)
@@ -104,7 +104,7 @@ func TestBrokerReconnect(t *testing.T) {
 	if err := b.Publish(ctx, ch, []byte("lost")); clusterchat.ErrorCode(err) != clusterchat.EUNAVAILABLE {
 		t.Fatalf("Publish with Redis down: err=%v, want EUNAVAILABLE", err)
 	}
-	if err := b.Subscribe(ctx, "u:43"); clusterchat.ErrorCode(err) != clusterchat.EUNAVAILABLE {
+	if err := b.Subscribe(ctx, clusterchat.UserChannel(43)); clusterchat.ErrorCode(err) != clusterchat.EUNAVAILABLE {
 		t.Fatalf("Subscribe with Redis down: err=%v, want EUNAVAILABLE", err)
 	}
 
@@ -120,7 +120,7 @@ func TestBrokerReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	n, err := other.Do(ctx, other.B().Publish().Channel("cc:"+ch).Message("after").Build()).AsInt64()
+	n, err := other.Do(ctx, other.B().Publish().Channel("cc:"+ch.String()).Message("after").Build()).AsInt64()
 	if err != nil || n != 1 {
 		t.Fatalf("PUBLISH from another client reached %d subscribers (err %v), want 1", n, err)
 	}
@@ -137,7 +137,7 @@ func TestBrokerReconnect(t *testing.T) {
 	if err := b.Unsubscribe(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
-	n, err = other.Do(ctx, other.B().Publish().Channel("cc:"+ch).Message("x").Build()).AsInt64()
+	n, err = other.Do(ctx, other.B().Publish().Channel("cc:"+ch.String()).Message("x").Build()).AsInt64()
 	if err != nil || n != 1 {
 		t.Fatalf("after one of two Unsubscribes: %d subscribers (err %v), want 1", n, err)
 	}
@@ -149,7 +149,7 @@ func TestBrokerKilled(t *testing.T) {
 	r := testenv.StartRedis(t)
 	rec := &brokertest.Recorder{}
 	b := newBroker(t, r, rec)
-	if err := b.Subscribe(ctx, "g:7"); err != nil {
+	if err := b.Subscribe(ctx, clusterchat.GroupChannel(7)); err != nil {
 		t.Fatal(err)
 	}
 	r.Kill(t)
@@ -157,9 +157,9 @@ func TestBrokerKilled(t *testing.T) {
 	r.Start(t)
 	testenv.WaitFor(t, 10*time.Second, "HandleReconnect", func() bool { return rec.Reconnects() == 1 })
 	testenv.WaitFor(t, 10*time.Second, "Publish to work again", func() bool {
-		return b.Publish(ctx, "g:7", []byte("x")) == nil
+		return b.Publish(ctx, clusterchat.GroupChannel(7), []byte("x")) == nil
 	})
-	rec.WaitCount(t, "g:7", 1)
+	rec.WaitCount(t, clusterchat.GroupChannel(7), 1)
 }
 
 // fastPresence makes heartbeats and expiry quick enough for tests.
@@ -354,8 +354,8 @@ func TestPresenceReleaseDuringHeartbeat(t *testing.T) {
 
 type nopHandler struct{}
 
-func (nopHandler) HandleMessage(string, []byte) {}
-func (nopHandler) HandleReconnect()             {}
+func (nopHandler) HandleMessage(clusterchat.Channel, []byte) {}
+func (nopHandler) HandleReconnect()                          {}
 
 // BenchmarkPublishParallel measures publish throughput with many concurrent
 // publishers sharing the pipeline (go test -bench . -cpu 2 with
@@ -374,7 +374,7 @@ func BenchmarkPublishParallel(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if err := br.Publish(context.Background(), "u:1", payload); err != nil {
+					if err := br.Publish(context.Background(), clusterchat.UserChannel(1), payload); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -393,7 +393,7 @@ func BenchmarkPublishDeliver(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sub.Close()
-	if err := sub.Subscribe(context.Background(), "u:1"); err != nil {
+	if err := sub.Subscribe(context.Background(), clusterchat.UserChannel(1)); err != nil {
 		b.Fatal(err)
 	}
 	pub, err := NewBroker(context.Background(), r.URL(), nopHandler{}, nil)
@@ -406,7 +406,7 @@ func BenchmarkPublishDeliver(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := pub.Publish(context.Background(), "u:1", payload); err != nil {
+			if err := pub.Publish(context.Background(), clusterchat.UserChannel(1), payload); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -417,5 +417,5 @@ func BenchmarkPublishDeliver(b *testing.B) {
 
 type countHandler struct{ n *atomic.Int64 }
 
-func (h countHandler) HandleMessage(string, []byte) { h.n.Add(1) }
-func (h countHandler) HandleReconnect()             {}
+func (h countHandler) HandleMessage(clusterchat.Channel, []byte) { h.n.Add(1) }
+func (h countHandler) HandleReconnect()                          {}

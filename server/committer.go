@@ -117,7 +117,7 @@ func (s *Server) committed(j *job, acks map[*conn][]byte) {
 	e.classic = appendNL(proto.AppendClassicChat(make([]byte, 0, 96+len(m.Body)), m))
 	e.native = appendNL(proto.AppendNativeChat(make([]byte, 0, 160+len(m.Body)), m))
 	if m.IsGroup() {
-		s.publish(groupChannel(m.GroupID), e)
+		s.publish(clusterchat.GroupChannel(m.GroupID), e)
 		return
 	}
 	// The sender's other sessions, on this server and every other one, get
@@ -126,8 +126,8 @@ func (s *Server) committed(j *job, acks map[*conn][]byte) {
 	// skips it. Delivering only to local sessions left a device on another
 	// server without it until a later message revealed the gap (never, if
 	// none came).
-	s.publish(userChannel(m.From), e)
-	s.publish(userChannel(m.To), e)
+	s.publish(clusterchat.UserChannel(m.From), e)
+	s.publish(clusterchat.UserChannel(m.To), e)
 }
 
 // submit queues m's job on the committer that owns its conversation.
@@ -139,13 +139,9 @@ func (s *Server) submit(j *job) {
 	s.commits[i] <- j
 }
 
-// localBroker is the optional capability of a Broker that delivers within
-// Publish, in process (inmem): the server then publishes inline.
-type localBroker interface{ InProcess() bool }
-
 // pubJob is one payload for the publisher workers to publish on channel.
 type pubJob struct {
-	channel string
+	channel clusterchat.Channel
 	payload []byte
 }
 
@@ -154,9 +150,9 @@ var pubSeed = maphash.MakeSeed()
 // publish hands e to the worker that owns channel: per-channel order is
 // kept, while different channels publish in parallel (a broker round trip
 // must not serialize the whole server).
-func (s *Server) publish(channel string, e *envelope) {
-	payload := e.marshal(make([]byte, 0, 32+len(e.classic)+len(e.native)+len(channel)))
-	if s.syncBroker && channel[0] == 'u' {
+func (s *Server) publish(channel clusterchat.Channel, e *envelope) {
+	payload := e.marshal(make([]byte, 0, 48+len(e.classic)+len(e.native)))
+	if s.syncBroker && !channel.Group {
 		// An in-process broker delivers within the call and never waits on
 		// a network: calling it here keeps order and saves a goroutine hop.
 		// Group channels still go to the workers: a fan-out to many
@@ -166,14 +162,8 @@ func (s *Server) publish(channel string, e *envelope) {
 		}
 		return
 	}
-	w := maphash.String(pubSeed, channel) % uint64(len(s.pubs))
+	w := maphash.Comparable(pubSeed, channel) % uint64(len(s.pubs))
 	s.pubs[w] <- pubJob{channel: channel, payload: payload}
-}
-
-// batchPublisher is the optional capability of a Broker that publishes many
-// payloads in one round trip, in order (redis: one pipelined write).
-type batchPublisher interface {
-	PublishBatch(ctx context.Context, channels []string, payloads [][]byte) error
 }
 
 // maxPubBatch bounds one pipelined publish.
@@ -184,8 +174,8 @@ const maxPubBatch = 256
 // channel is not limited to one publish per round trip.
 func (s *Server) runPublisher(in <-chan pubJob) {
 	defer s.pubWG.Done()
-	bp, batching := s.Broker.(batchPublisher)
-	channels := make([]string, 0, maxPubBatch)
+	bp, batching := s.Broker.(clusterchat.BatchPublisher)
+	channels := make([]clusterchat.Channel, 0, maxPubBatch)
 	payloads := make([][]byte, 0, maxPubBatch)
 	for j := range in {
 		channels = append(channels[:0], j.channel)

@@ -51,7 +51,7 @@ func BenchmarkFanout(b *testing.B) {
 			payload := e.marshal(nil)
 			b.ReportAllocs()
 			for b.Loop() {
-				s.HandleMessage("g:1", payload)
+				s.HandleMessage(clusterchat.GroupChannel(1), payload)
 			}
 			b.StopTimer()
 			s.wg.Wait()

@@ -2,9 +2,9 @@ package server
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync"
+
+	"clusterchat"
 
 	"clusterchat/proto"
 )
@@ -21,13 +21,10 @@ func newHub() *hub {
 	return &hub{users: make(map[int64][]*session), groups: make(map[int64]map[*session]struct{})}
 }
 
-func userChannel(uid int64) string  { return "u:" + strconv.FormatInt(uid, 10) }
-func groupChannel(gid int64) string { return "g:" + strconv.FormatInt(gid, 10) }
-
 // add registers s under its user and subscribes the user's channel (counted
 // per session by the broker).
 func (s *Server) hubAdd(ctx context.Context, sess *session) error {
-	if err := s.Broker.Subscribe(ctx, userChannel(sess.uid)); err != nil {
+	if err := s.Broker.Subscribe(ctx, clusterchat.UserChannel(sess.uid)); err != nil {
 		return err
 	}
 	h := s.hub
@@ -49,7 +46,7 @@ func (s *Server) hubJoin(ctx context.Context, sess *session, gid int64) error {
 	}
 	// Subscribe first, then index: a session ending meanwhile gets its
 	// subscription undone here instead of leaking it.
-	if err := s.Broker.Subscribe(ctx, groupChannel(gid)); err != nil {
+	if err := s.Broker.Subscribe(ctx, clusterchat.GroupChannel(gid)); err != nil {
 		return err
 	}
 	h.mu.Lock()
@@ -57,7 +54,7 @@ func (s *Server) hubJoin(ctx context.Context, sess *session, gid int64) error {
 	_, present = set[sess]
 	if sess.ended || present {
 		h.mu.Unlock()
-		s.Broker.Unsubscribe(ctx, groupChannel(gid))
+		s.Broker.Unsubscribe(ctx, clusterchat.GroupChannel(gid))
 		return nil
 	}
 	if set == nil {
@@ -102,9 +99,9 @@ func (s *Server) hubRemove(ctx context.Context, sess *session) {
 	}
 	h.mu.Unlock()
 	for _, gid := range groups {
-		s.Broker.Unsubscribe(ctx, groupChannel(gid))
+		s.Broker.Unsubscribe(ctx, clusterchat.GroupChannel(gid))
 	}
-	s.Broker.Unsubscribe(ctx, userChannel(sess.uid))
+	s.Broker.Unsubscribe(ctx, clusterchat.UserChannel(sess.uid))
 }
 
 // localSessions returns a copy of uid's sessions on this server.
@@ -116,20 +113,13 @@ func (h *hub) localSessions(uid int64) []*session {
 
 // HandleMessage implements clusterchat.BrokerHandler: it delivers an
 // envelope to the local sessions it concerns.
-func (s *Server) HandleMessage(channel string, payload []byte) {
+func (s *Server) HandleMessage(channel clusterchat.Channel, payload []byte) {
 	var e envelope
 	if err := e.unmarshal(payload); err != nil {
 		s.log.Error("dropping malformed envelope", "channel", channel, "err", err)
 		return
 	}
-	kind, idStr, ok := strings.Cut(channel, ":")
-	if !ok {
-		return
-	}
-	id, err := strconv.ParseInt(idStr, 10, 64)
-	if err != nil {
-		return
-	}
+	id := channel.ID
 	h := s.hub
 	if e.kind == kindJoin { // a user joined a group: index their sessions here
 		s.closeMu.RLock()
@@ -149,13 +139,12 @@ func (s *Server) HandleMessage(channel string, payload []byte) {
 		return
 	}
 	h.mu.RLock()
-	switch kind {
-	case "u":
-		for _, sess := range h.users[id] {
+	if channel.Group {
+		for sess := range h.groups[id] {
 			sess.deliver(&e)
 		}
-	case "g":
-		for sess := range h.groups[id] {
+	} else {
+		for _, sess := range h.users[id] {
 			sess.deliver(&e)
 		}
 	}

@@ -262,7 +262,7 @@ func (s *Server) endSession(sess *session) {
 
 // announcePresence tells uid's friends (native sessions) that uid came
 // online or went offline.
-func (s *Server) announcePresence(ctx context.Context, uid int64, state string) {
+func (s *Server) announcePresence(ctx context.Context, uid int64, state proto.State) {
 	friends, err := s.Store.Friends(ctx, uid)
 	if err != nil {
 		s.log.Warn("presence: listing friends", "user", uid, "err", err)
@@ -273,6 +273,6 @@ func (s *Server) announcePresence(ctx context.Context, uid int64, state string) 
 	}
 	b := appendNL((&proto.PresenceEvent{ID: uid, State: state}).AppendNative(nil))
 	for _, f := range friends {
-		s.publish(userChannel(f.ID), &envelope{kind: kindPresence, from: uid, native: b})
+		s.publish(clusterchat.UserChannel(f.ID), &envelope{kind: kindPresence, from: uid, native: b})
 	}
 }

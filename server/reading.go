@@ -106,6 +106,6 @@ func (s *Server) markRead(ctx context.Context, sess *session, q *proto.Request) 
 	}
 	sess.c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
 	b := appendNL((&proto.ReadEvent{Conv: conv, Seq: q.Seq}).AppendNative(nil))
-	s.publish(userChannel(sess.uid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid, native: b})
+	s.publish(clusterchat.UserChannel(sess.uid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid, native: b})
 	return nil
 }

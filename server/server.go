@@ -113,10 +113,10 @@ func (s *Server) Open() error {
 		}()
 	}
 
-	if n, ok := s.Presence.(offlineNotifier); ok {
+	if n, ok := s.Presence.(clusterchat.OfflineNotifier); ok {
 		n.OnOffline(s.reaped)
 	}
-	if lb, ok := s.Broker.(localBroker); ok && lb.InProcess() {
+	if lb, ok := s.Broker.(clusterchat.InProcessBroker); ok && lb.InProcess() {
 		s.syncBroker = true
 	}
 	s.commits = make([]chan *job, s.cfg.Committers)
@@ -285,7 +285,7 @@ func (s *Server) httpHandler() http.Handler {
 		} else {
 			report += "broker: ok\n"
 		}
-		if r, ok := s.Presence.(readier); ok {
+		if r, ok := s.Presence.(clusterchat.ReadyPresence); ok {
 			if err := r.Ready(ctx); err != nil {
 				status = http.StatusServiceUnavailable
 				report += "presence: " + err.Error() + "\n"
@@ -307,10 +307,6 @@ func (s *Server) httpHandler() http.Handler {
 	return mux
 }
 
-// offlineNotifier is the optional capability of a Presence that notices
-// users whose server died (redis): the server then tells their friends.
-type offlineNotifier interface{ OnOffline(func(uids []int64)) }
-
 // reaped announces users whose server died as offline to their friends. It
 // is called from the presence heartbeat, so it hands the work on.
 func (s *Server) reaped(uids []int64) {
@@ -330,12 +326,6 @@ func (s *Server) reaped(uids []int64) {
 			s.announcePresence(ctx, uid, proto.Offline)
 		}
 	}()
-}
-
-// readier is the optional capability of a Presence that depends on a
-// connection (redis) to report it for /readyz.
-type readier interface {
-	Ready(ctx context.Context) error
 }
 
 func (s *Server) newSID() string {

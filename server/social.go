@@ -39,9 +39,9 @@ func (s *Server) addFriend(ctx context.Context, sess *session, q *proto.Request)
 	}
 	// Tell the other side, and this user's other sessions.
 	me := proto.Friend{ID: sess.uid, Name: sess.name, State: proto.StateOf(online[sess.uid])}
-	s.publish(userChannel(fid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid,
+	s.publish(clusterchat.UserChannel(fid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid,
 		native: appendNL((&proto.FriendAddedEvent{Friend: me}).AppendNative(nil))})
-	s.publish(userChannel(sess.uid), &envelope{kind: kindEvent, origin: sess.sid, from: fid,
+	s.publish(clusterchat.UserChannel(sess.uid), &envelope{kind: kindEvent, origin: sess.sid, from: fid,
 		native: appendNL((&proto.FriendAddedEvent{Friend: friend}).AppendNative(nil))})
 	return nil
 }
@@ -79,7 +79,7 @@ func (s *Server) joinedHere(ctx context.Context, sess *session, gid int64) error
 			return err
 		}
 	}
-	s.publish(userChannel(sess.uid), &envelope{kind: kindJoin, origin: sess.sid, from: sess.uid, group: gid})
+	s.publish(clusterchat.UserChannel(sess.uid), &envelope{kind: kindJoin, origin: sess.sid, from: sess.uid, group: gid})
 	return nil
 }
 
@@ -101,7 +101,7 @@ func (s *Server) joinGroup(ctx context.Context, sess *session, q *proto.Request)
 			return err
 		}
 		b := appendNL((&proto.GroupJoinedEvent{GroupID: gid, ID: sess.uid, Name: sess.name}).AppendNative(nil))
-		s.publish(groupChannel(gid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid, group: gid, native: b})
+		s.publish(clusterchat.GroupChannel(gid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid, group: gid, native: b})
 	}
 	if sess.native {
 		sess.c.sendDirect((&proto.AddGroupReply{RID: q.RID, GroupID: gid, Joined: joined}).AppendNative(nil))
