@@ -110,6 +110,66 @@ func TestReaderErrors(t *testing.T) {
 	}
 }
 
+// errMore is what stuckReader returns once its data is used up: a reader
+// that still wanted bytes to decide would report it.
+var errMore = errors.New("reader wanted more bytes")
+
+// stuckReader is a peer that sends no more bytes (without closing).
+type stuckReader struct{}
+
+func (stuckReader) Read([]byte) (int, error) { return 0, errMore }
+
+// TestReaderRefusesEarly checks that a value is refused at the byte that
+// makes it invalid JSON, without waiting for more bytes (its brackets never
+// balance here), while well-formed prefixes wait.
+func TestReaderRefusesEarly(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  error // ErrInvalidJSON, or errMore for a valid prefix
+	}{
+		{"missing comma", `{"msgid":6 "to":2`, ErrInvalidJSON},
+		{"missing value", `{"msgid":6,"to":}`, ErrInvalidJSON},
+		{"double comma", `{"a":1,,`, ErrInvalidJSON},
+		{"trailing comma in array", `[1,]`, ErrInvalidJSON},
+		{"trailing comma in object", `{"a":1,}`, ErrInvalidJSON},
+		{"unquoted key", `{msgid:1`, ErrInvalidJSON},
+		{"number key", `{1:2`, ErrInvalidJSON},
+		{"bad literal", `{"a":tru `, ErrInvalidJSON},
+		{"capital literal", `[True`, ErrInvalidJSON},
+		{"leading zero", `{"a":01`, ErrInvalidJSON},
+		{"bare minus", `[-]`, ErrInvalidJSON},
+		{"dot without digits", `[1.]`, ErrInvalidJSON},
+		{"exponent without digits", `[1e]`, ErrInvalidJSON},
+		{"plus sign", `[+1`, ErrInvalidJSON},
+		{"mismatched brackets", `{"a":[1}`, ErrInvalidJSON},
+		{"array closed as object", `[}`, ErrInvalidJSON},
+		{"control character in string", "{\"a\":\"x\x01", ErrInvalidJSON},
+		{"newline in string", "[\"x\n", ErrInvalidJSON},
+		{"bad escape", `{"a":"\x`, ErrInvalidJSON},
+		{"bad unicode escape", `{"a":"\u12g`, ErrInvalidJSON},
+		{"NUL inside value", "{\"a\":1\x00", ErrInvalidJSON},
+		{"garbage in deep nesting", strings.Repeat("[", 1000) + "x", ErrInvalidJSON},
+		{"slowloris prefix", `{"msgid":6,"msg":"abc`, errMore},
+		{"open nesting", strings.Repeat(`{"a":[`, 100), errMore},
+		{"number may go on", `{"a":-12.5e+`, errMore},
+		{"escape may go on", `{"a":"\u00`, errMore},
+		{"literal may go on", `[nul`, errMore},
+	}
+	for _, tt := range tests {
+		for _, sizes := range [][]int{{1}, {3}, {1 << 20}} {
+			rd := NewReader(io.MultiReader(&chunkReader{data: []byte(tt.input), sizes: sizes}, &stuckReader{}), 8, 1<<16)
+			v, err := rd.Next()
+			if !errors.Is(err, tt.want) {
+				t.Errorf("%s (chunks %v): got %q, %v; want %v", tt.name, sizes, v, err, tt.want)
+			}
+			if tt.want == errMore && !rd.InFrame() {
+				t.Errorf("%s: InFrame false inside a value", tt.name)
+			}
+		}
+	}
+}
+
 // TestReaderShrinks checks that a large frame does not pin a large buffer.
 func TestReaderShrinks(t *testing.T) {
 	big := `{"msg":"` + strings.Repeat("x", 10000) + `"}`
@@ -134,12 +194,16 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte(`{"msgid":1}`+"\x00"+`{"msgid":6,"msg":"a\"}b"}`), uint8(3))
 	f.Add([]byte(`[1,2]{"a":[{"b":"\\"}]}  42 true`), uint8(1))
 	f.Add([]byte("\x00\x00{\n}"), uint8(7))
+	f.Add([]byte(`{"a":[1,-0.5e+3,true,null,"\u00e9\n"]} {"b" 1}`), uint8(2))
+	f.Add([]byte(`[1,]{"x":01}`), uint8(5))
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
 		size := int(chunk%16) + 1
 		rd := NewReader(&chunkReader{data: data, sizes: []int{size}}, 8, 256)
 		var got [][]byte
+		var err error
 		for {
-			v, err := rd.Next()
+			var v []byte
+			v, err = rd.Next()
 			if err != nil {
 				break
 			}
@@ -153,6 +217,17 @@ func FuzzReader(f *testing.F) {
 			if len(got) != 1 || !json.Valid(got[0]) {
 				t.Fatalf("reader cut %q out of valid JSON %q", got, data)
 			}
+		}
+		// Whatever the input, every value returned is valid JSON: the
+		// syntax is checked as the bytes come.
+		for _, v := range got {
+			if !json.Valid(v) {
+				t.Fatalf("reader returned invalid JSON %q from %q", v, data)
+			}
+		}
+		// ErrInvalidJSON is only said of input that is not valid JSON.
+		if errors.Is(err, ErrInvalidJSON) && json.Valid(data) {
+			t.Fatalf("valid JSON %q refused as invalid", data)
 		}
 	})
 }

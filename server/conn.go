@@ -60,7 +60,7 @@ func (c *conn) serve() {
 		frame, err := r.Next()
 		if err != nil {
 			switch {
-			case errors.Is(err, proto.ErrFrameTooLarge), errors.Is(err, proto.ErrGarbage):
+			case errors.Is(err, proto.ErrFrameTooLarge), errors.Is(err, proto.ErrGarbage), errors.Is(err, proto.ErrInvalidJSON):
 				c.sendDirect(proto.AppendError(nil, 0, 0, c.native(), err))
 				c.srv.log.Info("closing connection", "remote", c.nc.RemoteAddr().String(), "reason", err.Error())
 				c.srv.metrics.errors.WithLabelValues(errLabel(err)).Inc()

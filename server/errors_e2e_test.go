@@ -25,7 +25,7 @@ func TestErrors(t *testing.T) {
 
 	// {rid} is replaced by a "rid" member in native runs (empty in classic);
 	// ridKept says whether the server can still read the rid (not for
-	// malformed JSON or non-objects).
+	// non-objects). Malformed JSON closes the connection: TestFatalFrames.
 	cases := []struct {
 		name    string
 		frame   string
@@ -33,8 +33,6 @@ func TestErrors(t *testing.T) {
 		errno   int
 		ridKept bool
 	}{
-		{"malformed json", `{"msgid":6 "to":2}`, 0, 3, false},
-		{"truncated object value", `{"msgid":6,"to":}`, 0, 3, false},
 		{"array", `[1,2,3]`, 0, 3, false},
 		{"string", `"hello"`, 0, 3, false},
 		{"number", `42`, 0, 3, false},
@@ -186,7 +184,8 @@ func TestErrorsNotLoggedIn(t *testing.T) {
 }
 
 // TestFatalFrames: a frame over 64 KiB gets an error reply (errno 7) and the
-// connection is closed; so is a stream of garbage. Other sessions go on.
+// connection is closed; so does invalid JSON (errno 3), and a stream of
+// garbage is closed. Other sessions go on.
 func TestFatalFrames(t *testing.T) {
 	ts := startServer(t, nil)
 	alice, bob := newUser(t, ts, "alice"), newUser(t, ts, "bob")
@@ -226,6 +225,20 @@ func TestFatalFrames(t *testing.T) {
 			c, _ := alice.classic(t, ts)
 			c.send(garbage)
 			c.expectClosed()
+		})
+	}
+	// Invalid JSON is refused at the byte that makes it so: the frame
+	// never ends here, and the reply and the close come all the same.
+	for _, frame := range []string{`{"msgid":6 "to":2`, `{"msgid":6,"to":}`, `{"msgid":6,"msg":"a` + "\x01"} {
+		t.Run(fmt.Sprintf("invalid json %q", frame), func(t *testing.T) {
+			c, _ := alice.native(t, ts)
+			c.send(frame)
+			got := c.expectClosed()
+			line, _, _ := strings.Cut(got, "\n")
+			if line == "" {
+				t.Fatalf("connection closed without an error reply")
+			}
+			decodeObj(t, line).check(t, "msgid", 11, "errno", 3)
 		})
 	}
 	t.Run("garbage before login", func(t *testing.T) {
