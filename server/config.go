@@ -28,6 +28,7 @@
 package server
 
 import (
+	"net/netip"
 	"time"
 
 	"clusterchat"
@@ -60,6 +61,30 @@ type Config struct {
 	// and 30 s.
 	WSPing     time.Duration
 	WSPongWait time.Duration
+
+	// The network edge (tls.go, proxyproto.go, limits.go).
+
+	// TLSCert and TLSKey are PEM files; with both set the TCP listener
+	// speaks TLS and the HTTP listener HTTPS (and WSS). Reloaded on
+	// ReloadTLS and when the files change.
+	TLSCert, TLSKey string
+	// TrustedProxies are the proxies (nginx) whose word on the client's
+	// address is believed: their PROXY header on the TCP listener (with
+	// ProxyProtocol) and their X-Forwarded-For / X-Real-IP on HTTP.
+	TrustedProxies []netip.Prefix
+	// ProxyProtocol makes the TCP listener require a PROXY protocol header
+	// (v1 or v2) from every connection of a trusted proxy.
+	ProxyProtocol bool
+	// Read-side deadlines; negative disables one. LoginTimeout: to log in
+	// after connecting or logging out (default 60 s). FrameTimeout: to
+	// finish a frame once its first byte came, and the PROXY header and
+	// TLS handshake (default 30 s). IdleTimeout: longest a native session
+	// may send nothing (its client pings; default 3 min).
+	LoginTimeout, FrameTimeout, IdleTimeout time.Duration
+	// MaxConnsPerAddr caps the open connections of one client address (an
+	// IPv6 /64), default 100; MaxPrelogin the connections not logged in,
+	// over all addresses, default 1000. Negative: no cap.
+	MaxConnsPerAddr, MaxPrelogin int
 }
 
 func (c *Config) setDefaults() {
@@ -98,5 +123,17 @@ func (c *Config) setDefaults() {
 	}
 	if c.Publishers <= 0 {
 		c.Publishers = 16
+	}
+	setDefault(&c.LoginTimeout, time.Minute)
+	setDefault(&c.FrameTimeout, 30*time.Second)
+	setDefault(&c.IdleTimeout, 3*time.Minute)
+	setDefault(&c.MaxConnsPerAddr, 100)
+	setDefault(&c.MaxPrelogin, 1000)
+}
+
+// setDefault gives a zero limit its default; a negative one stays (off).
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
 	}
 }

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 
-	"clusterchat"
 	"clusterchat/proto"
 )
 
@@ -38,6 +38,13 @@ type conn struct {
 
 	sess *session // current session; only the read loop changes it
 
+	// addr is the client's real address: from the PROXY header or
+	// X-Forwarded-For of a trusted proxy, else the peer's. Every
+	// per-address rule keys on it (see clientAddr); set before serve.
+	addr     netip.Addr
+	counted  bool // admitted by the connection limits (limits.go)
+	prelogin bool // counted as not logged in; only the read loop changes it
+
 	raw syscall.RawConn // for non-blocking write attempts; nil if the connection has no fd
 }
 
@@ -54,13 +61,13 @@ func newConn(s *Server, nc net.Conn) *conn {
 // serve is the connection's read loop. It returns when the connection ends.
 func (c *conn) serve() {
 	defer c.close()
-	r := proto.NewReader(c.nc, 512, clusterchat.MaxFrame)
+	r := c.newReader()
 	var q proto.Request
 	for {
 		frame, err := r.Next()
 		if err != nil {
 			switch {
-			case errors.Is(err, proto.ErrFrameTooLarge), errors.Is(err, proto.ErrGarbage), errors.Is(err, proto.ErrInvalidJSON):
+			case errors.Is(err, proto.ErrFrameTooLarge), errors.Is(err, proto.ErrGarbage), errors.Is(err, proto.ErrInvalidJSON), isLimit(err):
 				c.sendDirect(proto.AppendError(nil, 0, 0, c.native(), err))
 				c.srv.log.Info("closing connection", "remote", c.nc.RemoteAddr().String(), "reason", err.Error())
 				c.srv.metrics.errors.WithLabelValues(errLabel(err)).Inc()
@@ -271,7 +278,14 @@ func (c *conn) close() {
 	c.mu.Unlock()
 	c.nc.Close()
 	c.srv.dropConn(c)
+	if c.counted {
+		c.srv.limits.release(c.addr, c.prelogin)
+	}
 }
+
+// clientAddr is the client's real address (behind a trusted proxy, the one
+// it named), for per-address limits and logs.
+func (c *conn) clientAddr() netip.Addr { return c.addr }
 
 // shutdown tells a native session to reconnect elsewhere, lets the queue
 // drain for a moment and closes the socket, which ends the read loop.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +36,10 @@ type Server struct {
 	users   userCache
 	tokens  tokenCache
 	guard   loginGuard
-	members sync.Map // [2]int64{group, user} -> struct{}: known memberships (they only grow)
+	limits  *limits
+	certs   *certReloader // nil without TLS
+	tls     *tls.Config   // nil without TLS
+	members sync.Map      // [2]int64{group, user} -> struct{}: known memberships (they only grow)
 
 	ln      net.Listener
 	httpLn  net.Listener
@@ -65,7 +69,7 @@ func New(cfg Config, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{
+	s := &Server{
 		cfg:     cfg,
 		log:     logger.With("node", cfg.Node),
 		metrics: newMetrics(),
@@ -73,6 +77,8 @@ func New(cfg Config, logger *slog.Logger) *Server {
 		cursors: newCursors(),
 		conns:   make(map[*conn]struct{}),
 	}
+	s.limits = newLimits(&s.cfg, s.metrics.reg)
+	return s
 }
 
 // Addr returns the TCP listener's address (useful with port 0).
@@ -91,6 +97,13 @@ func (s *Server) Open() error {
 	if s.Store == nil || s.Broker == nil || s.Presence == nil {
 		return errors.New("server: Store, Broker and Presence must be set")
 	}
+	if s.cfg.TLSCert != "" || s.cfg.TLSKey != "" {
+		certs, err := newCertReloader(s.cfg.TLSCert, s.cfg.TLSKey, s.log)
+		if err != nil {
+			return err
+		}
+		s.certs, s.tls = certs, certs.tlsConfig()
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
@@ -103,7 +116,10 @@ func (s *Server) Open() error {
 			return fmt.Errorf("server: listen http %s: %w", s.cfg.HTTPAddr, err)
 		}
 		s.httpLn = hl
-		s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		if s.tls != nil {
+			hl = tls.NewListener(hl, s.tls)
+		}
+		s.httpSrv = s.newHTTPServer()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -168,20 +184,22 @@ func (s *Server) acceptLoop() {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		if !s.serveConn(nc) {
-			return
-		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.acceptConn(nc)
+		}()
 	}
 }
 
-// serveConn serves nc (a TCP socket or a WebSocket) on its own goroutine
-// until it ends. It returns false, closing nc, when the server is closing.
-func (s *Server) serveConn(nc net.Conn) bool {
-	c := newConn(s, nc)
+// serveConn serves an admitted connection (a TCP socket or a WebSocket) on
+// its own goroutine until it ends. It returns false, closing it, when the
+// server is closing.
+func (s *Server) serveConn(c *conn) bool {
 	s.connMu.Lock()
 	if s.closing.Load() {
 		s.connMu.Unlock()
-		nc.Close()
+		c.nc.Close()
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -216,6 +234,7 @@ func (s *Server) Close() error {
 		if s.ln != nil {
 			s.ln.Close()
 		}
+		s.closeAdmitting()
 		s.connMu.Lock()
 		conns := make([]*conn, 0, len(s.conns))
 		for c := range s.conns {

@@ -33,7 +33,7 @@ func (s *Server) upgrader() *websocket.Upgrader {
 		WriteBufferPool:  &wsWriteBuffers,
 		CheckOrigin:      s.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "status", status, "reason", reason.Error())
+			s.log.Info("websocket upgrade refused", "remote", s.httpClientAddr(r).String(), "origin", r.Header.Get("Origin"), "status", status, "reason", reason.Error())
 			http.Error(w, reason.Error(), status)
 		},
 	}
@@ -54,7 +54,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(wsReadLimit)
 	nc := wsnet.New(ws)
 	s.keepAlive(nc)
-	s.serveConn(nc)
+	s.admitConn(behind(nc, s.httpClientAddr(r)), s.httpClientAddr(r))
 }
 
 // keepAlive pings the client every WSPing and cuts it when neither a pong

@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"clusterchat"
 	"clusterchat/inmem"
@@ -40,6 +42,13 @@ type options struct {
 	maxSessions, maxBody, bcryptCost          int
 	committers                                int
 	pprof                                     bool
+
+	// The network edge: TLS, proxies, connection limits.
+	tlsCert, tlsKey                         string
+	trustedProxies                          []netip.Prefix
+	proxyProtocol                           bool
+	loginTimeout, frameTimeout, idleTimeout time.Duration
+	maxConnsPerAddr, maxPrelogin            int
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -72,6 +81,23 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.committers, "committers", envInt("CHAT_COMMITTERS", 1), "store appends (group commits) in flight at once; more than 1 measured slower on PostgreSQL here (env CHAT_COMMITTERS)")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "comma-separated browser origins (https://chat.example.com, or *) allowed to open /ws besides the page's own (env CHAT_ALLOWED_ORIGINS)")
 	fs.BoolVar(&o.pprof, "pprof", os.Getenv("CHAT_PPROF") == "1", "serve /debug/pprof on the HTTP listener (env CHAT_PPROF=1)")
+	envDur := func(name string, def time.Duration) time.Duration {
+		if v, ok := os.LookupEnv(name); ok {
+			if d, err := time.ParseDuration(v); err == nil {
+				return d
+			}
+		}
+		return def
+	}
+	fs.StringVar(&o.tlsCert, "tls-cert", env("CHAT_TLS_CERT", ""), "PEM certificate (chain) file: TLS on the TCP listener, HTTPS/WSS on the HTTP one; reloaded on SIGHUP and when it changes (env CHAT_TLS_CERT)")
+	fs.StringVar(&o.tlsKey, "tls-key", env("CHAT_TLS_KEY", ""), "PEM private key file for -tls-cert (env CHAT_TLS_KEY)")
+	proxies := fs.String("trusted-proxies", env("CHAT_TRUSTED_PROXIES", ""), "comma-separated CIDRs or IPs of proxies whose PROXY header and X-Forwarded-For/X-Real-IP name the client (env CHAT_TRUSTED_PROXIES)")
+	fs.BoolVar(&o.proxyProtocol, "proxy-protocol", os.Getenv("CHAT_PROXY_PROTOCOL") == "1", "require a PROXY protocol header (v1 or v2) on TCP connections from -trusted-proxies, as nginx sends with proxy_protocol on (env CHAT_PROXY_PROTOCOL=1)")
+	fs.DurationVar(&o.loginTimeout, "login-timeout", envDur("CHAT_LOGIN_TIMEOUT", time.Minute), "close a connection not logged in this long after connecting or logging out; 0 = never (env CHAT_LOGIN_TIMEOUT)")
+	fs.DurationVar(&o.frameTimeout, "frame-timeout", envDur("CHAT_FRAME_TIMEOUT", 30*time.Second), "close a connection that does not finish a started frame (or its PROXY header or TLS handshake) within this; 0 = never (env CHAT_FRAME_TIMEOUT)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", envDur("CHAT_IDLE_TIMEOUT", 3*time.Minute), "close a native session that sends nothing (not even PING) this long; 0 = never (env CHAT_IDLE_TIMEOUT)")
+	fs.IntVar(&o.maxConnsPerAddr, "max-conns-per-addr", envInt("CHAT_MAX_CONNS_PER_ADDR", 100), "open connections per client address (IPv6: per /64); 0 = no cap (env CHAT_MAX_CONNS_PER_ADDR)")
+	fs.IntVar(&o.maxPrelogin, "max-prelogin", envInt("CHAT_MAX_PRELOGIN", 1000), "open connections not logged in, over all addresses; 0 = no cap (env CHAT_MAX_PRELOGIN)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -80,6 +106,27 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.bcryptCost < 4 || o.bcryptCost > 31 {
 		return nil, fmt.Errorf("-bcrypt-cost must be 4-31")
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, fmt.Errorf("-tls-cert and -tls-key go together")
+	}
+	var err error
+	if o.trustedProxies, err = parsePrefixes(*proxies); err != nil {
+		return nil, fmt.Errorf("-trusted-proxies: %w", err)
+	}
+	if o.proxyProtocol && len(o.trustedProxies) == 0 {
+		return nil, fmt.Errorf("-proxy-protocol needs -trusted-proxies")
+	}
+	for _, v := range []struct {
+		name string
+		bad  bool
+	}{
+		{"-login-timeout", o.loginTimeout < 0}, {"-frame-timeout", o.frameTimeout < 0}, {"-idle-timeout", o.idleTimeout < 0},
+		{"-max-conns-per-addr", o.maxConnsPerAddr < 0}, {"-max-prelogin", o.maxPrelogin < 0},
+	} {
+		if v.bad {
+			return nil, fmt.Errorf("%s must not be negative (0 turns it off)", v.name)
+		}
 	}
 	return o, nil
 }
@@ -103,6 +150,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Addr: o.addr, HTTPAddr: o.http, Node: o.node,
 		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost, Pprof: o.pprof, Committers: o.committers,
 		AllowedOrigins: splitList(o.allowedOrigins),
+		TLSCert: o.tlsCert, TLSKey: o.tlsKey, TrustedProxies: o.trustedProxies, ProxyProtocol: o.proxyProtocol,
+		// The flags say 0 for off; Config says 0 for the default.
+		LoginTimeout: offIfZero(o.loginTimeout), FrameTimeout: offIfZero(o.frameTimeout), IdleTimeout: offIfZero(o.idleTimeout),
+		MaxConnsPerAddr: offIfZero(o.maxConnsPerAddr), MaxPrelogin: offIfZero(o.maxPrelogin),
 	}, logger)
 
 	store, err := openStore(ctx, o.store, logger)
@@ -123,11 +174,60 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.Open(); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			// Certificate rotation: the new files serve new connections.
+			if o.tlsCert == "" {
+				logger.Info("SIGHUP ignored: TLS is off")
+			} else if err := srv.ReloadTLS(); err != nil {
+				logger.Error("SIGHUP: TLS certificate not reloaded; keeping the old one", "err", err)
+			} else {
+				logger.Info("SIGHUP: TLS certificate reloaded")
+			}
+		}
+	}
 	logger.Info("shutting down")
 	// Deferred in reverse: server first (sessions end, commits finish),
 	// then presence, broker and store.
 	return srv.Close()
+}
+
+// offIfZero maps a flag's 0 (off) to Config's negative (off).
+func offIfZero[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// parsePrefixes reads comma-separated CIDRs or bare IPs.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for f := range strings.SplitSeq(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func openStore(ctx context.Context, spec string, logger *slog.Logger) (clusterchat.Store, error) {

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Limits of the HTTP listener (/healthz, /readyz, /metrics and WebSocket
+// upgrades). None of its requests has a body, and a hijacked WebSocket
+// connection is not subject to them: gorilla/websocket clears the
+// deadlines net/http set before it hands the connection over, and the
+// session's own deadlines (limits.go) apply from there.
+const (
+	httpReadHeaderTimeout = 10 * time.Second  // slow headers (slowloris)
+	httpReadTimeout       = 30 * time.Second  // a whole request
+	httpWriteTimeout      = 30 * time.Second  // a whole response (a /metrics scrape)
+	httpIdleTimeout       = 120 * time.Second // a keep-alive connection between requests
+	httpMaxHeaderBytes    = 16 << 10          // request line and headers
+)
+
+func (s *Server) newHTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.httpHandler(),
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		// TLS handshake failures and the like: a scanner's noise, not
+		// the operator's business at info.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// httpClientAddr is the real client address of an HTTP request: the peer's,
+// unless the peer is a trusted proxy, in which case the nearest address in
+// X-Forwarded-For that is not itself a trusted proxy (each proxy appends the
+// address it saw, so the entries left of the last untrusted one could be
+// made up by the client), or X-Real-IP when there is no X-Forwarded-For.
+func (s *Server) httpClientAddr(r *http.Request) netip.Addr {
+	peer := netip.Addr{}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		peer = ap.Addr().Unmap()
+	}
+	if !s.trusted(peer) {
+		return peer
+	}
+	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		hops := strings.Split(strings.Join(xff, ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				return peer // a hop we cannot read: trust nothing left of it
+			}
+			a = a.Unmap()
+			if !s.trusted(a) {
+				return a
+			}
+		}
+		return peer
+	}
+	if a, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("X-Real-IP"))); err == nil {
+		return a.Unmap()
+	}
+	return peer
+}

@@ -1,0 +1,358 @@
+package server_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"clusterchat/internal/testenv"
+	"clusterchat/server"
+)
+
+// The connection limits, each attacked through real sockets: the attacker
+// sees the clear error reply and the cut connection, while a bystander pair
+// keeps chatting and gets every message.
+
+// bystanders are two logged-in classic users who chat across a test
+// (classic sessions have no idle deadline, so they may sit between rounds).
+type bystanders struct {
+	tb   testing.TB
+	a, b *client
+	ua   user
+	ub   user
+	n    int
+}
+
+func newBystanders(tb testing.TB, ts *testServer) *bystanders {
+	tb.Helper()
+	ua, ub := newUser(tb, ts, "by-a"), newUser(tb, ts, "by-b")
+	a, _ := ua.classic(tb, ts)
+	b, _ := ub.classic(tb, ts)
+	p := &bystanders{tb: tb, a: a, b: b, ua: ua, ub: ub}
+	p.chat()
+	return p
+}
+
+// chat sends one message each way and checks it arrives, in order after
+// every earlier one (any loss or reorder shows as the wrong text).
+func (p *bystanders) chat() {
+	p.tb.Helper()
+	for _, d := range []struct {
+		from, to *client
+		uto      user
+	}{{p.a, p.b, p.ub}, {p.b, p.a, p.ua}} {
+		p.n++
+		d.from.tb, d.to.tb = p.tb, p.tb
+		d.from.sendf(`{"msgid":6,"to":%d,"msg":"bystander %d"}`, d.uto.id, p.n)
+		d.to.expect(6, "msg", fmt.Sprintf("bystander %d", p.n))
+	}
+}
+
+// dialFrom connects to addr from the loopback address src (127.0.0.0/8 is
+// all loopback on Linux), so per-address limits see another client.
+func dialFrom(tb testing.TB, addr, src string) *client {
+	tb.Helper()
+	d := net.Dialer{Timeout: readTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatalf("dial %s from %s: %v", addr, src, err)
+	}
+	tb.Cleanup(func() { nc.Close() })
+	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+}
+
+// expectCut reads until the server closes c and checks that the first
+// thing it said was an error reply with errno.
+func expectCut(tb testing.TB, c *client, errno int) {
+	tb.Helper()
+	c.tb = tb
+	got := c.expectClosed()
+	line, _, _ := strings.Cut(got, "\n")
+	if line == "" {
+		tb.Fatalf("connection closed without an error reply")
+	}
+	decodeObj(tb, line).check(tb, "msgid", 11, "errno", errno)
+}
+
+// limitCount is chat_conn_limits_total for one limit.
+func (ts *testServer) limitCount(tb testing.TB, limit string) float64 {
+	tb.Helper()
+	body, _ := httpGet(tb, ts.http, "/metrics")
+	want := `chat_conn_limits_total{limit="` + limit + `"} `
+	for l := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), want); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	tb.Fatalf("/metrics has no %s", want)
+	return 0
+}
+
+func TestLoginTimeout(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.LoginTimeout = 500 * time.Millisecond })
+	by := newBystanders(t, ts)
+	eve := newUser(t, ts, "eve")
+	tests := []struct {
+		name   string
+		attack func(t *testing.T, c *client)
+	}{
+		{"never logs in", func(t *testing.T, c *client) {}},
+		{"keeps asking but never logs in", func(t *testing.T, c *client) {
+			// Requests do not buy time: the deadline counts from connecting.
+			for range 3 {
+				c.ping()
+			}
+		}},
+		{"logs out and stays", func(t *testing.T, c *client) {
+			c.classicLogin(eve.id, eve.pw)
+			c.sendf(`{"msgid":3}`)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dial(t, ts.addr)
+			tt.attack(t, c)
+			by.tb = t
+			by.chat()
+			expectCut(t, c, 8)
+			by.chat()
+		})
+	}
+	if n := ts.limitCount(t, "login_timeout"); n != float64(len(tests)) {
+		t.Errorf("chat_conn_limits_total{limit=login_timeout} = %v, want %d", n, len(tests))
+	}
+}
+
+func TestFrameTimeout(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.FrameTimeout = 300 * time.Millisecond })
+	by := newBystanders(t, ts)
+	eve := newUser(t, ts, "eve")
+	tests := []struct {
+		name   string
+		login  bool
+		attack func(c *client, stop <-chan struct{})
+	}{
+		{"half a frame before login", false, func(c *client, _ <-chan struct{}) {
+			c.send(`{"msgid":1,"id":`)
+		}},
+		{"half a frame logged in", true, func(c *client, _ <-chan struct{}) {
+			c.send(`{"msgid":6,"to":1,"msg":"never end`)
+		}},
+		{"one byte at a time", true, func(c *client, stop <-chan struct{}) {
+			// Slowloris: the bytes keep coming, the frame never ends in
+			// time; each byte does not buy time.
+			go func() {
+				c.nc.Write([]byte(`{"msgid":6,"to":1,"msg":"`))
+				t := time.NewTicker(20 * time.Millisecond)
+				defer t.Stop()
+				for range 1000 {
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+					}
+					if _, err := c.nc.Write([]byte("x")); err != nil {
+						return
+					}
+				}
+			}()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dial(t, ts.addr)
+			if tt.login {
+				c.classicLogin(eve.id, eve.pw)
+			}
+			stop := make(chan struct{})
+			defer close(stop)
+			tt.attack(c, stop)
+			by.tb = t
+			by.chat()
+			expectCut(t, c, 3)
+			by.chat()
+		})
+	}
+	if n := ts.limitCount(t, "frame_timeout"); n != float64(len(tests)) {
+		t.Errorf("chat_conn_limits_total{limit=frame_timeout} = %v, want %d", n, len(tests))
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	ts := startServer(t, func(c *server.Config) { c.IdleTimeout = idle })
+	by := newBystanders(t, ts)
+	silent, pinger, classic := newUser(t, ts, "silent"), newUser(t, ts, "pinger"), newUser(t, ts, "classic")
+
+	quiet, _ := silent.native(t, ts)
+	alive, _ := pinger.native(t, ts)
+	old, _ := classic.classic(t, ts) // sends nothing either: classic sessions have no idle deadline
+	stop := make(chan struct{})
+	pinged := make(chan error, 1)
+	go func() {
+		// A native client that pings stays, however long.
+		defer close(pinged)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(idle / 6):
+			}
+			alive.nc.SetWriteDeadline(time.Now().Add(readTimeout))
+			if _, err := alive.nc.Write([]byte(`{"msgid":18,"rid":1}`)); err != nil {
+				pinged <- err
+				return
+			}
+			l, err := alive.readLine(readTimeout)
+			if err != nil || !strings.Contains(l, `"req":18`) {
+				pinged <- fmt.Errorf("ping: %q, %v", l, err)
+				return
+			}
+		}
+	}()
+	by.chat()
+	expectCut(t, quiet, 3)
+	by.chat()
+	// The pinging session outlives a few more idle periods.
+	n := ts.limitCount(t, "idle_timeout")
+	time.Sleep(3 * idle) // not waiting for a condition: time must pass to show what is NOT cut
+	close(stop)
+	if err := <-pinged; err != nil {
+		t.Fatalf("the pinging native session was cut: %v", err)
+	}
+	old.ping()
+	by.chat()
+	if got := ts.limitCount(t, "idle_timeout"); n != 1 || got != 1 {
+		t.Errorf("chat_conn_limits_total{limit=idle_timeout} = %v then %v, want 1", n, got)
+	}
+}
+
+func TestConnsPerAddr(t *testing.T) {
+	const max = 5
+	ts := startServer(t, func(c *server.Config) { c.MaxConnsPerAddr = max })
+	by := newBystanders(t, ts) // from 127.0.0.1
+	var held []*client
+	for range max {
+		c := dialFrom(t, ts.addr, "127.0.0.2")
+		c.ping() // admitted: answered (errno 8, not logged in)
+		held = append(held, c)
+	}
+	by.chat()
+	over := dialFrom(t, ts.addr, "127.0.0.2")
+	expectCut(t, over, 12)
+	by.chat()
+	// Another address is not affected.
+	other := dialFrom(t, ts.addr, "127.0.0.3")
+	other.ping()
+	// A freed slot is taken again.
+	held[0].nc.Close()
+	testenv.WaitFor(t, readTimeout, "a slot freed for 127.0.0.2", func() bool {
+		c := dialFrom(t, ts.addr, "127.0.0.2")
+		defer c.nc.Close()
+		c.sendf(`{"msgid":18,"rid":1}`)
+		l, err := c.readLine(readTimeout)
+		return err == nil && strings.Contains(l, `"req":18`)
+	})
+	by.chat()
+	if n := ts.limitCount(t, "per_addr"); n < 1 {
+		t.Errorf("chat_conn_limits_total{limit=per_addr} = %v", n)
+	}
+}
+
+func TestPreloginCap(t *testing.T) {
+	const max = 3
+	ts := startServer(t, func(c *server.Config) { c.MaxPrelogin = max })
+	by := newBystanders(t, ts)
+	eve := newUser(t, ts, "eve")
+	testenv.WaitFor(t, readTimeout, "no connection waiting to log in", func() bool {
+		return ts.metric(t, "chat_connections_prelogin") == 0
+	})
+	var held []*client
+	for range max {
+		c := dialFrom(t, ts.addr, "127.0.0.4")
+		c.ping()
+		held = append(held, c)
+	}
+	over := dialFrom(t, ts.addr, "127.0.0.5")
+	expectCut(t, over, 9)
+	by.chat()
+	// Logging in leaves the not-logged-in count: room for one more.
+	held[0].classicLogin(eve.id, eve.pw)
+	testenv.WaitFor(t, readTimeout, "room for a connection", func() bool {
+		c := dialFrom(t, ts.addr, "127.0.0.5")
+		defer c.nc.Close()
+		c.sendf(`{"msgid":18,"rid":1}`)
+		l, err := c.readLine(readTimeout)
+		return err == nil && strings.Contains(l, `"req":18`)
+	})
+	by.chat()
+	if n := ts.limitCount(t, "prelogin"); n < 1 {
+		t.Errorf("chat_conn_limits_total{limit=prelogin} = %v", n)
+	}
+}
+
+// TestProxyProtocol: behind a trusted proxy (here 127.0.0.2) the client's
+// address comes from the PROXY header (v1 and v2), and the per-address cap
+// counts that address; nobody else can claim one, and the trusted proxy
+// must send it.
+func TestProxyProtocol(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+		c.ProxyProtocol = true
+		c.MaxConnsPerAddr = 2
+	})
+	by := newBystanders(t, ts) // direct, from 127.0.0.1: no header needed
+	v1 := func(src string) string { return "PROXY TCP4 " + src + " 127.0.0.1 40000 6000\r\n" }
+	v2 := func(src string) string {
+		b := []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c")
+		b = append(b, netip.MustParseAddr(src).AsSlice()...)
+		b = append(b, 127, 0, 0, 1, 0x9c, 0x40, 0x17, 0x70)
+		return string(b)
+	}
+	viaProxy := func(t *testing.T, header string) *client {
+		c := dialFrom(t, ts.addr, "127.0.0.2")
+		c.send(header)
+		return c
+	}
+
+	// Two connections of 203.0.113.7, one in each version, fill its cap.
+	a1 := viaProxy(t, v1("203.0.113.7"))
+	a1.ping()
+	a2 := viaProxy(t, v2("203.0.113.7"))
+	a2.ping()
+	by.chat()
+	expectCut(t, viaProxy(t, v1("203.0.113.7")+`{"msgid":18}`), 12)
+	if !strings.Contains(ts.logs.String(), "remote=203.0.113.7") {
+		t.Errorf("the refusal is not logged with the client's address")
+	}
+	// Other clients of the same proxy are other addresses.
+	viaProxy(t, v2("198.51.100.1")).ping()
+	viaProxy(t, v1("198.51.100.2")).ping()
+	by.chat()
+
+	t.Run("trusted proxy without header", func(t *testing.T) {
+		c := dialFrom(t, ts.addr, "127.0.0.2")
+		c.sendf(`{"msgid":18,"rid":1}`)
+		if got := c.expectClosed(); got != "" {
+			t.Errorf("got %q before the close", got)
+		}
+	})
+	t.Run("header from an untrusted peer", func(t *testing.T) {
+		c := dialFrom(t, ts.addr, "127.0.0.3")
+		c.send(v1("198.51.100.3"))
+		c.expectClosed() // garbage to the JSON reader
+	})
+	t.Run("malformed header", func(t *testing.T) {
+		viaProxy(t, "PROXY TCP4 nonsense\r\n").expectClosed()
+	})
+	by.chat()
+	if n := ts.limitCount(t, "handshake"); n != 2 {
+		t.Errorf("chat_conn_limits_total{limit=handshake} = %v, want 2", n)
+	}
+}
