@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	crand0 "crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -41,9 +42,15 @@ type Options struct {
 	// and between retries of a Send the server answered "unavailable"
 	// (defaults 50 ms and 2 s; jittered).
 	MinBackoff, MaxBackoff time.Duration
-	// PingInterval, when > 0, pings the server that often; a ping that
+	// PingInterval is how often the client pings the server (default 1
+	// min; negative: never). A server closes a native session that sends
+	// nothing for its idle timeout (3 min by default), and a ping that
 	// times out drops the connection (and reconnects, with Reconnect).
 	PingInterval time.Duration
+	// TLS, when set, speaks TLS to the server with this configuration:
+	// RootCAs nil trusts the system's roots, ServerName empty takes the
+	// host of the address dialed.
+	TLS *tls.Config
 	// SyncInterval, when > 0, syncs every known conversation that often: a
 	// safety net for a live message lost with nothing after it to reveal
 	// the gap (one SYNC per conversation per interval).
@@ -116,6 +123,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = time.Minute
+	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 50 * time.Millisecond
 	}
@@ -144,7 +154,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	for conv, seq := range opts.Cursors {
 		c.convs[conv] = &convState{cursor: seq, held: map[int64]held{}}
 	}
-	nc, err := (&net.Dialer{Timeout: opts.DialTimeout}).DialContext(ctx, "tcp", addr)
+	dctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	nc, err := dialNet(dctx, addr, opts.TLS)
+	cancel()
 	if err != nil {
 		return nil, clusterchat.Errorf(clusterchat.EUNAVAILABLE, "dial %s: %v", addr, err)
 	}
@@ -293,7 +305,7 @@ func (c *Client) reconnectLoop() {
 // says so with EventError), since retrying cannot fix it.
 func (c *Client) redial(addr string) (*conn, *LoginInfo, error) {
 	dctx, cancel := context.WithTimeout(c.ctx, c.opts.DialTimeout)
-	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	nc, err := dialNet(dctx, addr, c.opts.TLS)
 	cancel()
 	if err != nil {
 		return nil, nil, err
@@ -319,6 +331,15 @@ func (c *Client) redial(addr string) (*conn, *LoginInfo, error) {
 		return nil, nil, err
 	}
 	return cn, loginInfo(f), nil
+}
+
+// dialNet connects to addr, over TLS when tc is set (the handshake is done
+// before it returns, within ctx).
+func dialNet(ctx context.Context, addr string, tc *tls.Config) (net.Conn, error) {
+	if tc == nil {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}
+	return (&tls.Dialer{Config: tc}).DialContext(ctx, "tcp", addr)
 }
 
 // pinger keeps the connection honest: a dead peer that never sends a FIN

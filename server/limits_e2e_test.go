@@ -82,6 +82,12 @@ func expectCut(tb testing.TB, c *client, errno int) {
 func (ts *testServer) limitCount(tb testing.TB, limit string) float64 {
 	tb.Helper()
 	body, _ := httpGet(tb, ts.http, "/metrics")
+	return limitIn(tb, body, limit)
+}
+
+// limitIn reads chat_conn_limits_total for one limit from a /metrics body.
+func limitIn(tb testing.TB, body, limit string) float64 {
+	tb.Helper()
 	want := `chat_conn_limits_total{limit="` + limit + `"} `
 	for l := range strings.Lines(body) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(l), want); ok {

@@ -38,7 +38,7 @@ func (s *Server) register(ctx context.Context, c *conn, q *proto.Request) error 
 		return err
 	}
 	s.users.m.Store(id, q.Name)
-	s.log.Info("registered", "user", id)
+	s.log.Info("registered", "user", id, "remote", c.clientAddr())
 	r := &proto.RegisterReply{RID: q.RID, ID: id}
 	if q.Proto == proto.Native {
 		c.sendDirect(r.AppendNative(nil))
@@ -134,7 +134,7 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 	sess.drain()
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.metrics.sessions.Inc()
-	s.log.Info("login", "user", u.ID, "session", sess.sid, "native", native)
+	s.log.Info("login", "user", u.ID, "session", sess.sid, "native", native, "remote", c.clientAddr())
 	if first {
 		s.announcePresence(ctx, u.ID, proto.Online)
 	}

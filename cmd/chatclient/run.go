@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +40,13 @@ func run(ctx context.Context, in io.Reader, out io.Writer, args []string) error 
 	fs.SetOutput(out)
 	addr := fs.String("addr", "127.0.0.1:6000", "server address (host:port)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long one command waits for the server")
+	useTLS := fs.Bool("tls", false, "speak TLS, trusting the system's root certificates (or -ca)")
+	caFile := fs.String("ca", "", "PEM file of the certificate authority to trust instead of the system's roots (implies -tls)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tc, err := tlsConfig(*useTLS, *caFile)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -45,6 +54,7 @@ func run(ctx context.Context, in io.Reader, out io.Writer, args []string) error 
 	c, err := client.Dial(ctx, *addr, client.Options{
 		Reconnect: true,
 		FromRead:  true,
+		TLS:       tc,
 		Logger:    slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -77,6 +87,26 @@ func run(ctx context.Context, in io.Reader, out io.Writer, args []string) error 
 		}
 	}
 	return a.menu(ctx, read)
+}
+
+// tlsConfig is the client's TLS setting from -tls and -ca: nil for plain
+// TCP.
+func tlsConfig(on bool, caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		if on {
+			return &tls.Config{}, nil // the system's roots
+		}
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-ca: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-ca %s: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{RootCAs: roots}, nil
 }
 
 // app is one console session. Output goes through printf so that the event

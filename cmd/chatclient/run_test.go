@@ -21,13 +21,17 @@ const waitTime = 20 * time.Second
 
 // startServer runs a real chatserver (package server, SQLite, in-memory
 // broker) on a free loopback port.
-func startServer(t *testing.T) string {
+func startServer(t *testing.T) string { return startServerWith(t, server.Config{}) }
+
+// startServerWith is startServer with cfg (address and bcrypt cost set here).
+func startServerWith(t *testing.T, cfg server.Config) string {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "chat.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Addr: "127.0.0.1:0", BcryptCost: 4}, slog.New(slog.DiscardHandler))
+	cfg.Addr, cfg.BcryptCost = "127.0.0.1:0", 4
+	srv := server.New(cfg, slog.New(slog.DiscardHandler))
 	srv.Store = st
 	brk := inmem.NewBroker(srv)
 	srv.Broker = brk
@@ -62,10 +66,12 @@ func (c *console) Write(p []byte) (int, error) {
 	return c.out.Write(p)
 }
 
-func startConsole(t *testing.T, name, addr string) *console {
+// startConsole runs chatclient against addr with more flags, if any.
+func startConsole(t *testing.T, name, addr string, flags ...string) *console {
 	pr, pw := io.Pipe()
 	c := &console{t: t, name: name, in: pw, done: make(chan error, 1)}
-	go func() { c.done <- run(context.Background(), pr, c, []string{"-addr", addr, "-timeout", "10s"}) }()
+	args := append([]string{"-addr", addr, "-timeout", "10s"}, flags...)
+	go func() { c.done <- run(context.Background(), pr, c, args) }()
 	t.Cleanup(func() {
 		pw.Close()
 		if err := <-c.done; err != nil {

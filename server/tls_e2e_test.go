@@ -1,0 +1,174 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	chat "clusterchat/client"
+	"clusterchat/internal/testenv"
+	"clusterchat/server"
+)
+
+// dialTLS connects a raw client over TLS trusting ca.
+func dialTLS(tb testing.TB, addr string, ca *testenv.CA) *client {
+	tb.Helper()
+	nc, err := tls.DialWithDialer(&net.Dialer{Timeout: readTimeout}, "tcp", addr, &tls.Config{RootCAs: ca.Pool()})
+	if err != nil {
+		tb.Fatalf("tls dial %s: %v", addr, err)
+	}
+	tb.Cleanup(func() { nc.Close() })
+	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+}
+
+// serialAt is the serial number of the certificate the server at addr
+// presents now.
+func serialAt(tb testing.TB, addr string, ca *testenv.CA) *big.Int {
+	tb.Helper()
+	c := dialTLS(tb, addr, ca)
+	defer c.nc.Close()
+	return c.nc.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber
+}
+
+// goClient is a Go client (package client) over TLS, registered and
+// logged in as name.
+func goClient(tb testing.TB, addr string, ca *testenv.CA, name string) (*chat.Client, int64) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	c, err := chat.Dial(ctx, addr, chat.Options{TLS: &tls.Config{RootCAs: ca.Pool()}})
+	if err != nil {
+		tb.Fatalf("client.Dial over TLS: %v", err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	id, err := c.Register(ctx, name, "pw-"+name)
+	if err != nil {
+		tb.Fatalf("register %s: %v", name, err)
+	}
+	if _, err := c.Login(ctx, id, "pw-"+name); err != nil {
+		tb.Fatalf("login %s: %v", name, err)
+	}
+	return c, id
+}
+
+// expectMessage waits for the next chat message event of c and checks its text.
+func expectMessage(tb testing.TB, c *chat.Client, text string) {
+	tb.Helper()
+	timeout := time.After(readTimeout)
+	for {
+		select {
+		case ev := <-c.Events():
+			if ev.Kind != chat.EventMessage || ev.Sent {
+				continue
+			}
+			if ev.Message.Body != text {
+				tb.Fatalf("got message %q, want %q", ev.Message.Body, text)
+			}
+			return
+		case <-timeout:
+			tb.Fatalf("no message %q", text)
+		}
+	}
+}
+
+// TestTLS: the chat port speaks TLS (the Go client and a raw client chat
+// over it), the HTTP port HTTPS; plain TCP is cut at the handshake; a new
+// certificate is served after ReloadTLS (chatserver's SIGHUP) and after the
+// files change, and a broken one never replaces a good one.
+func TestTLS(t *testing.T) {
+	ca := testenv.NewCA(t)
+	certFile, keyFile := ca.Issue(t, "127.0.0.1")
+	ts := startServer(t, func(c *server.Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+
+	alice, aid := goClient(t, ts.addr, ca, "alice")
+	bob, bid := goClient(t, ts.addr, ca, "bob")
+	if _, err := alice.Send(ctx, bid, "over tls"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	expectMessage(t, bob, "over tls")
+	if _, err := bob.Send(ctx, aid, "and back"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	expectMessage(t, alice, "and back")
+
+	// A raw native session over TLS gets the same protocol.
+	raw := dialTLS(t, ts.addr, ca)
+	raw.nativeLogin(bid, "pw-bob")
+	if _, err := alice.Send(ctx, bid, "to every device"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	raw.expect(6, "msg", "to every device")
+	expectMessage(t, bob, "to every device")
+	hc := &http.Client{Timeout: readTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	httpsGet := func(t *testing.T, path string) string {
+		resp, err := hc.Get("https://" + ts.http + path)
+		if err != nil {
+			t.Fatalf("GET https %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET https %s: %s", path, resp.Status)
+		}
+		return string(b)
+	}
+
+	t.Run("plain TCP to the TLS port", func(t *testing.T) {
+		c := dial(t, ts.addr)
+		c.sendf(`{"msgid":4,"name":"plain","password":"x"}`)
+		c.expectClosed()
+		testenv.WaitFor(t, readTimeout, "the handshake failure counted", func() bool {
+			return limitIn(t, httpsGet(t, "/metrics"), "handshake") >= 1
+		})
+	})
+	t.Run("HTTPS", func(t *testing.T) {
+		httpsGet(t, "/healthz")
+		resp, err := (&http.Client{Timeout: readTimeout}).Get("http://" + ts.http + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Fatalf("plain HTTP served on the HTTPS port")
+			}
+		}
+	})
+	t.Run("reload", func(t *testing.T) {
+		first := serialAt(t, ts.addr, ca)
+		// SIGHUP's path: the new pair serves new connections at once.
+		second := ca.IssueTo(t, certFile, keyFile, "127.0.0.1")
+		if err := ts.ReloadTLS(); err != nil {
+			t.Fatalf("ReloadTLS: %v", err)
+		}
+		if got := serialAt(t, ts.addr, ca); got.Cmp(second) != 0 || got.Cmp(first) == 0 {
+			t.Fatalf("after ReloadTLS the server presents serial %v, want %v", got, second)
+		}
+		// Open sessions keep going on the old handshake.
+		if _, err := alice.Send(ctx, bid, "after rotation"); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		expectMessage(t, bob, "after rotation")
+		// A change on disk is picked up by itself.
+		third := ca.IssueTo(t, certFile, keyFile, "127.0.0.1")
+		testenv.WaitFor(t, readTimeout, "the changed certificate served", func() bool {
+			return serialAt(t, ts.addr, ca).Cmp(third) == 0
+		})
+		// A broken pair is refused and the good one stays.
+		if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.ReloadTLS(); err == nil {
+			t.Fatalf("ReloadTLS took a broken certificate")
+		}
+		if got := serialAt(t, ts.addr, ca); got.Cmp(third) != 0 {
+			t.Fatalf("after a failed reload the server presents %v, want %v", got, third)
+		}
+	})
+}
