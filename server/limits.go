@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -352,7 +351,16 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	}
 	d.kind = kind
 	n, err := c.nc.Read(p)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && kind != "" {
+	// A timeout as net.Error: gorilla/websocket hides the deadline error
+	// in its own type.
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		if kind == "" || time.Now().Before(deadline) {
+			// Not ours: a WebSocket's keepalive found the peer silent
+			// (no pong); nobody is listening for a reply.
+			c.srv.limits.limitEvents.WithLabelValues(limitIdleTimeout).Inc()
+			return n, err
+		}
 		c.srv.limits.limitEvents.WithLabelValues(kind).Inc()
 		return n, &limitError{limit: kind, err: limitReply(kind, cfg)}
 	}

@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wsnet"
 	"clusterchat/server"
 )
 
@@ -65,6 +69,39 @@ func dialFrom(tb testing.TB, addr, src string) *client {
 	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
 }
 
+// dialEither connects over TCP, or over a WebSocket when ws is set.
+func dialEither(tb testing.TB, ts *testServer, ws bool) *client {
+	tb.Helper()
+	if ws {
+		return dialWS(tb, ts, "")
+	}
+	return dial(tb, ts.addr)
+}
+
+// dialWSFrom opens /ws from the loopback address src, with an
+// X-Forwarded-For header when xff is not empty (a proxy's word on the
+// client).
+func dialWSFrom(tb testing.TB, ts *testServer, src, xff string) *client {
+	tb.Helper()
+	d := websocket.Dialer{
+		HandshakeTimeout: readTimeout,
+		NetDial: func(network, addr string) (net.Conn, error) {
+			return (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).Dial(network, addr)
+		},
+	}
+	h := http.Header{}
+	if xff != "" {
+		h.Set("X-Forwarded-For", xff)
+	}
+	ws, _, err := d.Dial("ws://"+ts.http+"/ws", h)
+	if err != nil {
+		tb.Fatalf("dial ws from %s: %v", src, err)
+	}
+	nc := wsnet.New(ws)
+	tb.Cleanup(func() { nc.Close() })
+	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+}
+
 // expectCut reads until the server closes c and checks that the first
 // thing it said was an error reply with errno.
 func expectCut(tb testing.TB, c *client, errno int) {
@@ -106,23 +143,25 @@ func TestLoginTimeout(t *testing.T) {
 	eve := newUser(t, ts, "eve")
 	tests := []struct {
 		name   string
+		ws     bool
 		attack func(t *testing.T, c *client)
 	}{
-		{"never logs in", func(t *testing.T, c *client) {}},
-		{"keeps asking but never logs in", func(t *testing.T, c *client) {
+		{"never logs in", false, func(t *testing.T, c *client) {}},
+		{"never logs in over websocket", true, func(t *testing.T, c *client) {}},
+		{"keeps asking but never logs in", false, func(t *testing.T, c *client) {
 			// Requests do not buy time: the deadline counts from connecting.
 			for range 3 {
 				c.ping()
 			}
 		}},
-		{"logs out and stays", func(t *testing.T, c *client) {
+		{"logs out and stays", false, func(t *testing.T, c *client) {
 			c.classicLogin(eve.id, eve.pw)
 			c.sendf(`{"msgid":3}`)
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, ts.addr)
+			c := dialEither(t, ts, tt.ws)
 			tt.attack(t, c)
 			by.tb = t
 			by.chat()
@@ -142,15 +181,22 @@ func TestFrameTimeout(t *testing.T) {
 	tests := []struct {
 		name   string
 		login  bool
+		ws     bool
 		attack func(c *client, stop <-chan struct{})
 	}{
-		{"half a frame before login", false, func(c *client, _ <-chan struct{}) {
+		{"half a frame over websocket", true, true, func(c *client, _ <-chan struct{}) {
+			// One text message holding half an object: the stream reader
+			// waits for the rest, as on TCP. (It stops outside a string:
+			// the newline that ends a message is invalid in one.)
+			c.nc.(*wsnet.Conn).WS().WriteMessage(websocket.TextMessage, []byte(`{"msgid":6,"to":1,"msg":`))
+		}},
+		{"half a frame before login", false, false, func(c *client, _ <-chan struct{}) {
 			c.send(`{"msgid":1,"id":`)
 		}},
-		{"half a frame logged in", true, func(c *client, _ <-chan struct{}) {
+		{"half a frame logged in", true, false, func(c *client, _ <-chan struct{}) {
 			c.send(`{"msgid":6,"to":1,"msg":"never end`)
 		}},
-		{"one byte at a time", true, func(c *client, stop <-chan struct{}) {
+		{"one byte at a time", true, false, func(c *client, stop <-chan struct{}) {
 			// Slowloris: the bytes keep coming, the frame never ends in
 			// time; each byte does not buy time.
 			go func() {
@@ -172,7 +218,7 @@ func TestFrameTimeout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, ts.addr)
+			c := dialEither(t, ts, tt.ws)
 			if tt.login {
 				c.classicLogin(eve.id, eve.pw)
 			}
@@ -197,6 +243,7 @@ func TestIdleTimeout(t *testing.T) {
 	silent, pinger, classic := newUser(t, ts, "silent"), newUser(t, ts, "pinger"), newUser(t, ts, "classic")
 
 	quiet, _ := silent.native(t, ts)
+	quietWS, _ := silent.wsNative(t, ts) // the WebSocket keepalive answers pings, but the session sends nothing
 	alive, _ := pinger.native(t, ts)
 	old, _ := classic.classic(t, ts) // sends nothing either: classic sessions have no idle deadline
 	stop := make(chan struct{})
@@ -224,6 +271,7 @@ func TestIdleTimeout(t *testing.T) {
 	}()
 	by.chat()
 	expectCut(t, quiet, 3)
+	expectCut(t, quietWS, 3)
 	by.chat()
 	// The pinging session outlives a few more idle periods.
 	n := ts.limitCount(t, "idle_timeout")
@@ -234,8 +282,8 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	old.ping()
 	by.chat()
-	if got := ts.limitCount(t, "idle_timeout"); n != 1 || got != 1 {
-		t.Errorf("chat_conn_limits_total{limit=idle_timeout} = %v then %v, want 1", n, got)
+	if got := ts.limitCount(t, "idle_timeout"); n != 2 || got != 2 {
+		t.Errorf("chat_conn_limits_total{limit=idle_timeout} = %v then %v, want 2", n, got)
 	}
 }
 
@@ -361,4 +409,29 @@ func TestProxyProtocol(t *testing.T) {
 	if n := ts.limitCount(t, "handshake"); n != 2 {
 		t.Errorf("chat_conn_limits_total{limit=handshake} = %v, want 2", n)
 	}
+}
+
+// TestConnsPerAddrWebSocket: WebSockets count against the per-address cap
+// too, by the address a trusted proxy (here 127.0.0.1) names in
+// X-Forwarded-For; another peer's X-Forwarded-For is not believed.
+func TestConnsPerAddrWebSocket(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		c.MaxConnsPerAddr = 2
+	})
+	by := newBystanders(t, ts)
+	for range 2 {
+		dialWSFrom(t, ts, "127.0.0.1", "203.0.113.9").ping()
+	}
+	expectCut(t, dialWSFrom(t, ts, "127.0.0.1", "203.0.113.9"), 12)
+	by.chat()
+	dialWSFrom(t, ts, "127.0.0.1", "198.51.100.1").ping() // another client of the proxy
+	// An untrusted peer cannot pose as a fresh address: its own counts.
+	dialWSFrom(t, ts, "127.0.0.6", "192.0.2.1").ping()
+	dialWSFrom(t, ts, "127.0.0.6", "192.0.2.2").ping()
+	expectCut(t, dialWSFrom(t, ts, "127.0.0.6", "192.0.2.3"), 12)
+	if !strings.Contains(ts.logs.String(), "remote=203.0.113.9") {
+		t.Errorf("the refusal is not logged with the client's address")
+	}
+	by.chat()
 }

@@ -63,7 +63,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // online for ever.
 func (s *Server) keepAlive(nc *wsnet.Conn) {
 	ws := nc.WS()
-	alive := func() { ws.SetReadDeadline(time.Now().Add(s.cfg.WSPing + s.cfg.WSPongWait)) }
+	// The alive deadline, not the read deadline: that one is the
+	// session's (login, frame and idle deadlines, limits.go).
+	alive := func() { nc.SetAliveDeadline(time.Now().Add(s.cfg.WSPing + s.cfg.WSPongWait)) }
 	alive()
 	ws.SetPongHandler(func(string) error { alive(); return nil })
 	var t *time.Timer

@@ -150,7 +150,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Addr: o.addr, HTTPAddr: o.http, Node: o.node,
 		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost, Pprof: o.pprof, Committers: o.committers,
 		AllowedOrigins: splitList(o.allowedOrigins),
-		TLSCert: o.tlsCert, TLSKey: o.tlsKey, TrustedProxies: o.trustedProxies, ProxyProtocol: o.proxyProtocol,
+		TLSCert:        o.tlsCert, TLSKey: o.tlsKey, TrustedProxies: o.trustedProxies, ProxyProtocol: o.proxyProtocol,
 		// The flags say 0 for off; Config says 0 for the default.
 		LoginTimeout: offIfZero(o.loginTimeout), FrameTimeout: offIfZero(o.frameTimeout), IdleTimeout: offIfZero(o.idleTimeout),
 		MaxConnsPerAddr: offIfZero(o.maxConnsPerAddr), MaxPrelogin: offIfZero(o.maxPrelogin),

@@ -42,6 +42,10 @@ type Conn struct {
 	sep     bool      // the newline after the message just read is still owed
 	partial []byte    // written bytes of an object whose terminator has not come
 
+	dmu    sync.Mutex // guards the two read deadlines
+	appDL  time.Time  // SetReadDeadline's (the server's login, frame and idle deadlines)
+	keepDL time.Time  // SetAliveDeadline's (the keepalive: a pong is due by then)
+
 	wmu       sync.Mutex // held by Write, so Close sends its close frame only between writes
 	closeOnce sync.Once
 	closeErr  error
@@ -175,8 +179,32 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	return c.SetReadDeadline(t)
 }
 
-// SetReadDeadline sets the read deadline of the underlying connection.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+// SetReadDeadline sets the read deadline, as on a socket. It shares the
+// underlying connection with SetAliveDeadline: the earlier of the two
+// applies, so neither user clears the other's.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.appDL = t
+	return c.applyDeadline()
+}
+
+// SetAliveDeadline sets the keepalive's read deadline: the time by which
+// the peer must have shown it is alive (a pong). See SetReadDeadline.
+func (c *Conn) SetAliveDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.keepDL = t
+	return c.applyDeadline()
+}
+
+func (c *Conn) applyDeadline() error {
+	t := c.appDL
+	if t.IsZero() || (!c.keepDL.IsZero() && c.keepDL.Before(t)) {
+		t = c.keepDL
+	}
+	return c.ws.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the deadline for the following message writes.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
