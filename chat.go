@@ -1,7 +1,9 @@
 // Package clusterchat holds the domain of the clusterchat server: users,
 // groups, messages, the coded error type, and the interfaces between the
-// parts (Store, Broker, Presence). Implementations live in one package per
-// technology (sqlite, postgres, inmem, redis); cmd/chatserver wires them.
+// parts (Store, Broker, Presence) with their optional capabilities.
+// Implementations live in one package per technology (sqlite, pebble,
+// postgres, inmem, redis); the wire formats in proto; cmd/chatserver wires
+// them.
 package clusterchat
 
 import (

@@ -7,8 +7,9 @@ import (
 
 // Store is the source of truth: accounts, friendships, groups, the message
 // log and every user's cursors. Implementations: sqlite.Store (embedded, one
-// process) and postgres.Store (shared by the servers of a cluster). The
-// conformance suite in storetest runs against both.
+// process, the default), pebble.Store (embedded key-value, one process, the
+// fastest single node) and postgres.Store (shared by the servers of a
+// cluster). The conformance suite in storetest runs against all three.
 //
 // Guarantees every implementation gives:
 //   - every call is atomic: it is wholly done or not at all;

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +36,18 @@ type NginxConf struct {
 	StreamUpstreams []string // chatserver -addr values
 	HTTPListen      string   // [host:]port of the WebSocket proxy
 	HTTPUpstreams   []string // chatserver -http values
+	NoFile          int      // descriptors per worker; 0: DefaultNoFile()
+}
+
+// DefaultNoFile is min(65536, this process's hard descriptor limit), what
+// scripts/nginx-conf renders by default: nginx's workers cannot raise their
+// limit past the hard one, and log an alert each when told to.
+func DefaultNoFile() int {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil || r.Max > 65536 {
+		return 65536
+	}
+	return int(r.Max)
 }
 
 // RenderNginxConf renders the template text the way scripts/nginx-conf does,
@@ -42,6 +55,12 @@ type NginxConf struct {
 func RenderNginxConf(tmpl string, c NginxConf) string {
 	var b strings.Builder
 	b.WriteString("# Rendered from deploy/nginx/nginx.conf.tmpl by internal/testenv; edit the template.\n")
+	nofile := c.NoFile
+	if nofile <= 0 {
+		nofile = DefaultNoFile()
+	}
+	fill := strings.NewReplacer("@STREAM_LISTEN@", c.StreamListen, "@HTTP_LISTEN@", c.HTTPListen,
+		"@NOFILE@", strconv.Itoa(nofile), "@CONNECTIONS@", strconv.Itoa(min(20000, nofile)))
 	header, skip := true, ""
 	for line := range strings.Lines(tmpl) {
 		line = strings.TrimSuffix(line, "\n")
@@ -79,8 +98,7 @@ func RenderNginxConf(tmpl string, c NginxConf) string {
 				b.WriteString(strings.ReplaceAll(line, "@HTTP_SERVER@", s) + "\n")
 			}
 		default:
-			line = strings.ReplaceAll(line, "@STREAM_LISTEN@", c.StreamListen)
-			b.WriteString(strings.ReplaceAll(line, "@HTTP_LISTEN@", c.HTTPListen) + "\n")
+			b.WriteString(fill.Replace(line) + "\n")
 		}
 	}
 	return b.String()

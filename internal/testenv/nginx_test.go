@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,13 @@ func TestStartNginx(t *testing.T) {
 					c.Close()
 				}
 			}
+			// Nothing nginx calls an alert: e.g. a descriptor limit above
+			// the hard one makes every worker log one.
+			for line := range strings.Lines(n.errorLog()) {
+				if strings.Contains(line, "[alert]") || strings.Contains(line, "[emerg]") {
+					t.Errorf("nginx error log: %s", line)
+				}
+			}
 		})
 	}
 }
@@ -148,16 +156,17 @@ func TestNginxConfInSync(t *testing.T) {
 		StreamUpstreams: []string{"127.0.0.1:6000", "127.0.0.1:6002"},
 		HTTPListen:      "8088",
 		HTTPUpstreams:   []string{"127.0.0.1:8080", "127.0.0.1:8082"},
+		NoFile:          65536,
 	}
 	body := func(s string) string { _, rest, _ := strings.Cut(s, "\n"); return rest } // drop the "Rendered by" line
 	goOut := RenderNginxConf(string(tmpl), conf)
 	if body(goOut) != body(string(example)) {
-		t.Errorf("deploy/nginx/nginx.conf is stale; regenerate it:\n  scripts/nginx-conf --user www-data --stream-listen 8000 --stream 127.0.0.1:6000,127.0.0.1:6002 --http-listen 8088 --http 127.0.0.1:8080,127.0.0.1:8082 > deploy/nginx/nginx.conf")
+		t.Errorf("deploy/nginx/nginx.conf is stale; regenerate it:\n  scripts/nginx-conf --user www-data --stream-listen 8000 --stream 127.0.0.1:6000,127.0.0.1:6002 --http-listen 8088 --http 127.0.0.1:8080,127.0.0.1:8082 --nofile 65536 > deploy/nginx/nginx.conf")
 	}
 	bash := LookPath(t, "bash", "bash")
 	for _, args := range [][]string{
 		{"--user", "www-data", "--stream-listen", "8000", "--stream", "127.0.0.1:6000,127.0.0.1:6002", "--http-listen", "8088", "--http", "127.0.0.1:8080,127.0.0.1:8082"},
-		{"--stream-listen", "127.0.0.1:9000", "--stream", "127.0.0.1:6000"},
+		{"--stream-listen", "127.0.0.1:9000", "--stream", "127.0.0.1:6000", "--nofile", "1024"},
 		{"--http-listen", "127.0.0.1:9001", "--http", "127.0.0.1:8080,127.0.0.1:8082,127.0.0.1:8084"},
 	} {
 		out, err := exec.Command(bash, append([]string{filepath.Join(root, "scripts", "nginx-conf")}, args...)...).Output()
@@ -177,6 +186,8 @@ func TestNginxConfInSync(t *testing.T) {
 				c.HTTPListen = v
 			case "--http":
 				c.HTTPUpstreams = strings.Split(v, ",")
+			case "--nofile":
+				c.NoFile, _ = strconv.Atoi(v)
 			}
 		}
 		if got, want := body(string(out)), body(RenderNginxConf(string(tmpl), c)); got != want {
