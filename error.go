@@ -27,6 +27,11 @@ const (
 type Error struct {
 	Code    int
 	Message string
+	// Transient marks a failure expected to pass by itself within seconds
+	// (a database restarting or failing over, a serialization conflict):
+	// the same call, made again a little later, should succeed. Stores set
+	// it (see IsTransient); it never reaches the wire.
+	Transient bool
 }
 
 // Error implements error.
@@ -48,6 +53,15 @@ func ErrorCode(err error) int {
 		return e.Code
 	}
 	return EINTERNAL
+}
+
+// IsTransient reports whether err is, or wraps, an *Error marked
+// Transient: retrying the call that returned it is worth a wait. The
+// server's committer retries a batch on such an error instead of refusing
+// its messages.
+func IsTransient(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Transient
 }
 
 // ErrorMessage returns the message of err fit for a client: its own for an

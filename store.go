@@ -189,3 +189,16 @@ type Store interface {
 	// Close releases the store; it waits for calls in progress.
 	Close() error
 }
+
+// NetworkStore is the optional capability of a Store reached over a network
+// (postgres). Its calls can fail transiently (IsTransient), and an Append
+// that failed so may have committed all the same: the connection can break
+// after the commit, before its answer. The server therefore gives every
+// message a CMID before the first attempt (one of its own making when the
+// client sent none) and retries with the same CMIDs, so that each message is
+// stored once. Embedded stores know the outcome of every Append and are
+// spared those keys (an index entry per message).
+type NetworkStore interface {
+	// Networked reports whether the Store's calls cross a network.
+	Networked() bool
+}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -206,10 +207,31 @@ func (s *Store) Append(ctx context.Context, msgs []*clusterchat.Message) error {
 		}
 	}
 	if pgCode(err) == codeUniqueViolation {
-		return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "append: lost %d races for a client message id, retry", maxAttempts)
+		return &clusterchat.Error{Code: clusterchat.EUNAVAILABLE, Transient: true,
+			Message: fmt.Sprintf("append: lost %d races for a client message id, retry", maxAttempts)}
 	}
 	if err != nil {
 		return err
+	}
+	if k := slices.IndexFunc(results, func(r result) bool { return r.dup }); k >= 0 {
+		// The original may be committed on this server only: an attempt
+		// whose commit was waiting for a synchronous standby when its
+		// connection broke (pgx cancels the statement) is committed
+		// locally and visible, yet not replicated, and a failover now would
+		// lose it. The statement above wrote nothing for it, so its commit
+		// waited for nothing. A transaction that writes (a no-op update of
+		// the conversation's row: WAL and a transaction id) waits at commit
+		// until the standby has its WAL, which comes after the original's:
+		// once it returns, the original is as safe as a fresh commit. (It
+		// returns at once without synchronous replication.)
+		conv := results[k].orig.Conv
+		err := s.run(ctx, "append", true, func() error {
+			_, err := s.pool.Exec(ctx, "UPDATE convs SET last_seq = last_seq WHERE conv = $1", conv)
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 
 	for j, i := range prim {

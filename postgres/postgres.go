@@ -68,6 +68,10 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	return s, nil
 }
 
+// Networked implements clusterchat.NetworkStore: an Append can fail with its
+// outcome unknown, so the server keys every message.
+func (s *Store) Networked() bool { return true }
+
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	return mapErr("ping", s.pool.Ping(ctx))
@@ -86,6 +90,7 @@ const (
 	codeForeignKeyViolation = "23503"
 	codeSerialization       = "40001"
 	codeDeadlock            = "40P01"
+	codeReadOnly            = "25006" // read_only_sql_transaction: a standby, or a primary being demoted
 )
 
 // pgCode returns the SQLSTATE of err, "" if it is not a server error.
@@ -140,10 +145,26 @@ func mapErr(op string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
-	if unavailable(err) {
-		return &clusterchat.Error{Code: clusterchat.EUNAVAILABLE, Message: "store unavailable: " + op + ": " + err.Error()}
+	if unavailable(err) || rolledBack(err) {
+		// Every way of not reaching the database is transient except a
+		// closed Store: a restart or a failover ends within seconds, and
+		// the committer rides it out (clusterchat.IsTransient).
+		return &clusterchat.Error{Code: clusterchat.EUNAVAILABLE, Message: "store unavailable: " + op + ": " + err.Error(),
+			Transient: !errors.Is(err, puddle.ErrClosedPool)}
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// rolledBack tells whether err is a server error that undid the whole
+// statement and should pass: a serialization failure or deadlock that
+// outlived run's attempts, or a write that reached a server which is (still
+// or no longer) read-only during a failover.
+func rolledBack(err error) bool {
+	switch pgCode(err) {
+	case codeSerialization, codeDeadlock, codeReadOnly:
+		return true
+	}
+	return false
 }
 
 // retryable tells whether a failed statement was rolled back whole and may

@@ -316,6 +316,9 @@ func TestOutage(t *testing.T) {
 		if code := clusterchat.ErrorCode(err); code != clusterchat.EUNAVAILABLE {
 			t.Errorf("%s with the database down: %v (errno %d), want EUNAVAILABLE", tc.name, err, code)
 		}
+		if !clusterchat.IsTransient(err) {
+			t.Errorf("%s with the database down: %v is not transient: the committer would not ride the outage out", tc.name, err)
+		}
 		if ctx.Err() != nil {
 			t.Errorf("%s with the database down waited for its deadline", tc.name)
 		}

@@ -85,6 +85,16 @@ type Config struct {
 	// IPv6 /64), default 100; MaxPrelogin the connections not logged in,
 	// over all addresses, default 1000. Negative: no cap.
 	MaxConnsPerAddr, MaxPrelogin int
+
+	// StoreRetry is how long the committer retries a batch through a
+	// transient store failure (a database restart or failover), holding
+	// new messages meanwhile, before it refuses them with errno 9; default
+	// 15 s, negative: no retry.
+	StoreRetry time.Duration
+	// StoreRetryBytes bounds the messages held during such a retry (their
+	// text plus a fixed overhead each); past it new messages are refused at
+	// once with errno 9. Default 64 MiB.
+	StoreRetryBytes int
 }
 
 func (c *Config) setDefaults() {
@@ -120,6 +130,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.WSPongWait <= 0 {
 		c.WSPongWait = 30 * time.Second
+	}
+	if c.StoreRetry == 0 {
+		c.StoreRetry = 15 * time.Second
+	}
+	if c.StoreRetryBytes <= 0 {
+		c.StoreRetryBytes = 64 << 20
 	}
 	if c.Publishers <= 0 {
 		c.Publishers = 16

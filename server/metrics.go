@@ -26,6 +26,9 @@ type metrics struct {
 	publish       prometheus.Histogram
 	storeAppend   prometheus.Histogram
 	batchSize     prometheus.Histogram
+	storeRetrying prometheus.Gauge
+	storeHeld     prometheus.Gauge
+	storeRetries  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -45,6 +48,9 @@ func newMetrics() *metrics {
 		publish:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_broker_publish_seconds", Help: "Broker publish latency.", Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 12)}),
 		storeAppend:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_store_append_seconds", Help: "Store append (one batch, one commit) latency.", Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 12)}),
 		batchSize:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_store_append_batch_size", Help: "Messages per store commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		storeRetrying: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chat_store_retrying", Help: "1 while store appends fail transiently and are being retried (an outage), else 0."}),
+		storeHeld:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "chat_store_held_messages", Help: "Messages held behind a retried store append."}),
+		storeRetries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_store_append_retries_total", Help: "Store appends retried after a transient failure."}),
 	}
 	f(m.sessions)
 	f(m.conns)
@@ -58,6 +64,9 @@ func newMetrics() *metrics {
 	f(m.publish)
 	f(m.storeAppend)
 	f(m.batchSize)
+	f(m.storeRetrying)
+	f(m.storeHeld)
+	f(m.storeRetries)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

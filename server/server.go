@@ -31,6 +31,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	store   *storeState // the store's health as the committers see it
 	hub     *hub
 	cursors *cursors
 	users   userCache
@@ -69,10 +70,12 @@ func New(cfg Config, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	m := newMetrics()
 	s := &Server{
 		cfg:     cfg,
 		log:     logger.With("node", cfg.Node),
-		metrics: newMetrics(),
+		metrics: m,
+		store:   newStoreState(m),
 		hub:     newHub(),
 		cursors: newCursors(),
 		conns:   make(map[*conn]struct{}),
@@ -297,6 +300,14 @@ func (s *Server) httpHandler() http.Handler {
 			report += "store: " + err.Error() + "\n"
 		} else {
 			report += "store: ok\n"
+		}
+		// The store may answer a ping while appends still fail (a standby
+		// not yet promoted): the committers' view is reported too.
+		if r, ok := s.store.status(s.cfg.StoreRetry); ok {
+			report += r
+		} else {
+			status = http.StatusServiceUnavailable
+			report += r
 		}
 		if err := s.Broker.Ready(ctx); err != nil {
 			status = http.StatusServiceUnavailable

@@ -49,6 +49,8 @@ type options struct {
 	proxyProtocol                           bool
 	loginTimeout, frameTimeout, idleTimeout time.Duration
 	maxConnsPerAddr, maxPrelogin            int
+	storeRetry                              time.Duration
+	storeRetryBytes                         int
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -68,6 +70,14 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 		return def
 	}
+	envDuration := func(name string, def time.Duration) time.Duration {
+		if v, ok := os.LookupEnv(name); ok {
+			if d, err := time.ParseDuration(v); err == nil {
+				return d
+			}
+		}
+		return def
+	}
 	o := &options{}
 	fs.StringVar(&o.addr, "addr", env("CHAT_ADDR", "127.0.0.1:6000"), "TCP listen address (env CHAT_ADDR)")
 	fs.StringVar(&o.http, "http", env("CHAT_HTTP", "127.0.0.1:8080"), "HTTP listen address for /healthz /readyz /metrics, empty to disable (env CHAT_HTTP)")
@@ -80,6 +90,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", env("CHAT_LOG_LEVEL", "info"), "debug, info, warn or error (env CHAT_LOG_LEVEL)")
 	fs.IntVar(&o.committers, "committers", envInt("CHAT_COMMITTERS", 1), "store appends (group commits) in flight at once; more than 1 measured slower on PostgreSQL here (env CHAT_COMMITTERS)")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "comma-separated browser origins (https://chat.example.com, or *) allowed to open /ws besides the page's own (env CHAT_ALLOWED_ORIGINS)")
+	fs.DurationVar(&o.storeRetry, "store-retry", envDuration("CHAT_STORE_RETRY", 15*time.Second), "how long to retry a message batch through a store outage (restart, failover) before refusing with errno 9; negative: no retry (env CHAT_STORE_RETRY)")
+	fs.IntVar(&o.storeRetryBytes, "store-retry-bytes", envInt("CHAT_STORE_RETRY_BYTES", 64<<20), "bytes of messages held during a store outage before new ones are refused (env CHAT_STORE_RETRY_BYTES)")
 	fs.BoolVar(&o.pprof, "pprof", os.Getenv("CHAT_PPROF") == "1", "serve /debug/pprof on the HTTP listener (env CHAT_PPROF=1)")
 	envDur := func(name string, def time.Duration) time.Duration {
 		if v, ok := os.LookupEnv(name); ok {
@@ -154,6 +166,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		// The flags say 0 for off; Config says 0 for the default.
 		LoginTimeout: offIfZero(o.loginTimeout), FrameTimeout: offIfZero(o.frameTimeout), IdleTimeout: offIfZero(o.idleTimeout),
 		MaxConnsPerAddr: offIfZero(o.maxConnsPerAddr), MaxPrelogin: offIfZero(o.maxPrelogin),
+		StoreRetry: o.storeRetry, StoreRetryBytes: o.storeRetryBytes,
 	}, logger)
 
 	store, err := openStore(ctx, o.store, logger)

@@ -68,6 +68,8 @@ type Postgres struct {
 	dataDir string
 	cred    *syscall.Credential // nil when we are not root
 
+	args []string // extra postgres arguments (a standby's)
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd     // the running postmaster, nil when stopped
 	done    chan struct{} // closed when cmd has been waited for
@@ -228,6 +230,89 @@ func (p *Postgres) Start(tb testing.TB) {
 	}
 }
 
+// Kill kills the postmaster and every backend with SIGKILL (a crash: no
+// shutdown checkpoint, so the next Start runs crash recovery) and waits
+// until the postmaster has exited. The data stays for Start.
+func (p *Postgres) Kill(tb testing.TB) {
+	tb.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.admin != nil {
+		p.admin.Close(context.Background()) // its socket breaks anyway
+		p.admin = nil
+	}
+	if p.cmd == nil {
+		return
+	}
+	// Backends leave the postmaster's process group (setsid), so they are
+	// killed one by one: the postmaster is frozen first, so that it forks
+	// no more, then its children die, then it. Surviving backends would
+	// go on serving their connections for a while.
+	// A signal is delivered asynchronously: wait until the postmaster is
+	// really stopped, or a fork could slip between the scan and the kill.
+	pid := p.cmd.Process.Pid
+	syscall.Kill(pid, syscall.SIGSTOP)
+	for deadline := time.Now().Add(5 * time.Second); procState(pid) != 'T' && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	children := childPIDs(pid)
+	for _, c := range children {
+		syscall.Kill(c, syscall.SIGKILL)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	// Likewise a killed process lingers a moment: a backend still
+	// attached to the shared memory makes the next start refuse to run.
+	for _, c := range children {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if st := procState(c); st == 0 || st == 'Z' || st == 'X' {
+				break
+			}
+		}
+	}
+	<-p.done
+	p.cmd, p.done = nil, nil
+}
+
+// childPIDs returns the processes whose parent is pid (from /proc).
+func childPIDs(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, f := range stats {
+		if fields := procStat(f); len(fields) >= 2 {
+			if ppid, err := strconv.Atoi(fields[1]); err == nil && ppid == pid {
+				if c, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// procState returns the state letter of process pid ('T': stopped), 0 if
+// it cannot be read.
+func procState(pid int) byte {
+	if fields := procStat("/proc/" + strconv.Itoa(pid) + "/stat"); len(fields) > 0 && fields[0] != "" {
+		return fields[0][0]
+	}
+	return 0
+}
+
+// procStat returns the fields of a /proc/PID/stat file after the command
+// name (state, ppid, ...); the name may hold spaces, so the fields start
+// after its closing parenthesis.
+func procStat(file string) []string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
 // newPostgres runs initdb in a new temp folder and starts the server.
 func newPostgres() (*Postgres, error) {
 	sweepStale()
@@ -353,6 +438,7 @@ func (p *Postgres) startLocked() error {
 		"-c", "max_connections=300",
 		"-c", "fsync=on",
 	)
+	cmd.Args = append(cmd.Args, p.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: p.cred,
