@@ -70,7 +70,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 		return def
 	}
-	envDuration := func(name string, def time.Duration) time.Duration {
+	envDur := func(name string, def time.Duration) time.Duration {
 		if v, ok := os.LookupEnv(name); ok {
 			if d, err := time.ParseDuration(v); err == nil {
 				return d
@@ -90,17 +90,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", env("CHAT_LOG_LEVEL", "info"), "debug, info, warn or error (env CHAT_LOG_LEVEL)")
 	fs.IntVar(&o.committers, "committers", envInt("CHAT_COMMITTERS", 1), "store appends (group commits) in flight at once; more than 1 measured slower on PostgreSQL here (env CHAT_COMMITTERS)")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "comma-separated browser origins (https://chat.example.com, or *) allowed to open /ws besides the page's own (env CHAT_ALLOWED_ORIGINS)")
-	fs.DurationVar(&o.storeRetry, "store-retry", envDuration("CHAT_STORE_RETRY", 15*time.Second), "how long to retry a message batch through a store outage (restart, failover) before refusing with errno 9; negative: no retry (env CHAT_STORE_RETRY)")
+	fs.DurationVar(&o.storeRetry, "store-retry", envDur("CHAT_STORE_RETRY", 15*time.Second), "how long to retry a message batch through a store outage (restart, failover) before refusing with errno 9; negative: no retry (env CHAT_STORE_RETRY)")
 	fs.IntVar(&o.storeRetryBytes, "store-retry-bytes", envInt("CHAT_STORE_RETRY_BYTES", 64<<20), "bytes of messages held during a store outage before new ones are refused (env CHAT_STORE_RETRY_BYTES)")
 	fs.BoolVar(&o.pprof, "pprof", os.Getenv("CHAT_PPROF") == "1", "serve /debug/pprof on the HTTP listener (env CHAT_PPROF=1)")
-	envDur := func(name string, def time.Duration) time.Duration {
-		if v, ok := os.LookupEnv(name); ok {
-			if d, err := time.ParseDuration(v); err == nil {
-				return d
-			}
-		}
-		return def
-	}
 	fs.StringVar(&o.tlsCert, "tls-cert", env("CHAT_TLS_CERT", ""), "PEM certificate (chain) file: TLS on the TCP listener, HTTPS/WSS on the HTTP one; reloaded on SIGHUP and when it changes (env CHAT_TLS_CERT)")
 	fs.StringVar(&o.tlsKey, "tls-key", env("CHAT_TLS_KEY", ""), "PEM private key file for -tls-cert (env CHAT_TLS_KEY)")
 	proxies := fs.String("trusted-proxies", env("CHAT_TRUSTED_PROXIES", ""), "comma-separated CIDRs or IPs of proxies whose PROXY header and X-Forwarded-For/X-Real-IP name the client (env CHAT_TRUSTED_PROXIES)")
