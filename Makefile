@@ -1,5 +1,5 @@
 # clusterchat. `make test` is what CI runs (.ci/run): it installs the real
-# parts the tests start (Redis, nginx, PostgreSQL) when missing.
+# parts the tests start (Redis, nginx, PostgreSQL, Chromium) when missing.
 
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -10,7 +10,7 @@ N           ?= 2
 
 all: build
 
-## deps: apt-get install whatever of redis-server nginx libnginx-mod-stream postgresql is missing
+## deps: apt-get install whatever of redis-server nginx libnginx-mod-stream postgresql chromium is missing
 deps:
 	scripts/deps
 

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"clusterchat"
+	"clusterchat/web"
 )
 
 // Server is one chatserver. Set Store, Broker and Presence, then Open; Close
@@ -328,6 +329,7 @@ func (s *Server) httpHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.Handle("GET /", web.Handler())
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

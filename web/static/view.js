@@ -1,0 +1,264 @@
+// view.js: draws the Store into the page. User text only ever goes in as
+// text (el() sets textContent), never as HTML.
+//
+// View.render(store) redraws what changed; the user's actions go to the
+// callbacks in `on` (see app.js). New panels (friend requests, blocks, group
+// admin) add a render method and an entry in app.js's actions.
+
+import { ERR } from './proto.js';
+
+/** el('div', {class: 'x', onclick: f}, 'text', child...) builds an element; strings become text nodes. */
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+const $ = (id) => document.getElementById(id);
+
+function hhmm(ts) {
+  return new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+function fullDate(ts) {
+  return new Date(ts).toLocaleString([], { dateStyle: 'full', timeStyle: 'medium' });
+}
+
+function dayLabel(ts) {
+  const d = new Date(ts);
+  const today = new Date();
+  const yesterday = new Date(Date.now() - 864e5);
+  if (d.toDateString() === today.toDateString()) return 'Today';
+  if (d.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  return d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
+}
+
+/** Words a person understands for a failed request, by where it happened. */
+export function errorText(e, where) {
+  switch (e.errno) {
+    case ERR.AUTH: return where === 'login' ? 'Wrong user id or password.' : 'Your session has ended; please log in again.';
+    case ERR.SESSIONS: return 'This account is already signed in elsewhere.';
+    case ERR.EXISTS:
+      if (where === 'register') return 'That name is taken; pick another.';
+      if (where === 'friend') return 'You are already friends.';
+      return `Already exists: ${e.message}`;
+    case ERR.NOT_FOUND: return `Not found: ${e.message}.`;
+    case ERR.FORBIDDEN: return where === 'send' ? 'Not sent: you are not a member of this group.' : 'You are not allowed to do that (not a member).';
+    case ERR.TOO_LARGE: return 'Too long: the message is over the server\'s limit.';
+    case ERR.RATE_LIMITED: return 'Too many attempts; wait a minute and try again.';
+    case ERR.UNAVAILABLE: return 'The server cannot reach its storage right now; try again shortly.';
+    case ERR.INVALID: return `Not accepted: ${e.message}.`;
+    case ERR.UNREACHABLE: return 'Cannot reach the server. Check that it is running.';
+    case ERR.TIMEOUT: return 'The server did not answer in time.';
+    case ERR.CLOSED: return 'Not connected to the server.';
+    default: return e.message || 'Something went wrong.';
+  }
+}
+
+export class View {
+  /**
+   * on: {selectConv(conv), back(), send(text), retry(conv, cmid),
+   *      loadOlder(conv), logout(), action(name), toggleMembers()}
+   */
+  constructor(on) {
+    this.on = on;
+    this.shown = { conv: null, first: 0, last: 0, pending: '' };
+    this.membersOpen = false;
+    const msgs = $('messages');
+    msgs.addEventListener('scroll', () => {
+      if (msgs.scrollTop < 60 && this.shown.conv) this.on.loadOlder(this.shown.conv);
+      if (this.atBottom()) $('new-below').hidden = true;
+      this.on.scrolled();
+    });
+    $('new-below').addEventListener('click', () => { this.scrollToBottom(); });
+    $('back').addEventListener('click', () => this.on.back());
+    // Escape closes the conversation (back to the list on a phone).
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && !$('chat').hidden) this.on.back();
+    });
+    $('logout').addEventListener('click', () => this.on.logout());
+    $('members-toggle').addEventListener('click', () => { this.membersOpen = !this.membersOpen; this.on.redraw(); });
+    const text = $('text');
+    let sentByEnter = false; // swallow the line break of the Enter that sent
+    text.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        sentByEnter = true;
+        this.submit();
+      }
+    });
+    text.addEventListener('beforeinput', (ev) => {
+      if (sentByEnter && (ev.inputType === 'insertLineBreak' || ev.data === '\n' || ev.data === '\r')) ev.preventDefault();
+      sentByEnter = false;
+    });
+    text.addEventListener('keyup', () => { sentByEnter = false; });
+    text.addEventListener('input', () => this.grow());
+    $('composer').addEventListener('submit', (ev) => { ev.preventDefault(); this.submit(); });
+  }
+
+  submit() {
+    const text = $('text');
+    const v = text.value;
+    if (!v.trim()) return;
+    if (this.on.send(v) !== false) {
+      text.value = '';
+      this.grow();
+    }
+  }
+
+  grow() {
+    const t = $('text');
+    t.style.height = 'auto';
+    t.style.height = `${Math.min(t.scrollHeight, 160)}px`;
+  }
+
+  atBottom() {
+    const m = $('messages');
+    return m.scrollHeight - m.scrollTop - m.clientHeight < 40;
+  }
+
+  scrollToBottom() {
+    const m = $('messages');
+    m.scrollTop = m.scrollHeight;
+    $('new-below').hidden = true;
+  }
+
+  render(s) {
+    this.renderBanner(s);
+    const chat = $('chat');
+    chat.classList.toggle('has-open', !!s.open);
+    $('me-name').textContent = s.me ? s.me.name : '';
+    $('me-id').textContent = s.me ? `id ${s.me.id}` : '';
+    this.renderConvs(s);
+    this.renderPane(s);
+    const unread = [...s.convs.values()].reduce((n, c) => n + c.unread, 0);
+    document.title = unread ? `(${unread}) clusterchat` : 'clusterchat';
+  }
+
+  renderBanner(s) {
+    const b = $('banner');
+    let text = s.banner;
+    if (!text && (s.status === 'reconnecting' || s.status === 'connecting')) text = 'Connection lost — reconnecting…';
+    else if (!text && s.status === 'syncing' && s.me) text = 'Catching up…';
+    b.textContent = text;
+    b.hidden = !text;
+    b.classList.toggle('warn', s.status === 'reconnecting');
+  }
+
+  renderConvs(s) {
+    const ul = $('convs');
+    const items = s.sortedConvs().map((c) => {
+      const d = s.describe(c.id);
+      const dot = d.kind === 'user' ? el('span', { class: `dot ${d.state === 'online' ? 'on' : 'off'}`, title: d.state }) : el('span', { class: 'dot group', title: 'group' }, '#');
+      const sub = d.kind === 'group' && d.group ? `${d.group.users.length} members` : (d.state || '');
+      const last = c.lastText();
+      return el('li', {
+        class: `conv${s.open === c.id ? ' active' : ''}`, 'data-conv': c.id, tabindex: 0, role: 'button',
+        onclick: () => this.on.selectConv(c.id),
+        onkeydown: (ev) => { if (ev.key === 'Enter') this.on.selectConv(c.id); },
+      },
+      dot,
+      el('div', { class: 'conv-body' },
+        el('div', { class: 'conv-title' }, el('span', { class: 'conv-name' }, d.title), c.unread ? el('span', { class: 'badge', 'aria-label': `${c.unread} unread` }, String(c.unread)) : null),
+        el('div', { class: 'conv-last muted' }, last ? last.split('\n')[0].slice(0, 60) : sub)));
+    });
+    ul.replaceChildren(...items);
+    if (items.length === 0) ul.append(el('li', { class: 'hint muted' }, 'No conversations yet: add a friend by id, or create or join a group.'));
+  }
+
+  renderPane(s) {
+    const c = s.open ? s.convs.get(s.open) : null;
+    $('empty').hidden = !!c;
+    $('pane-main').hidden = !c;
+    if (!c) { this.shown.conv = null; return; }
+    const d = s.describe(c.id);
+    $('title').textContent = d.title;
+    const sub = $('subtitle');
+    if (d.kind === 'group') sub.textContent = d.group ? `${d.group.users.length} members` : '';
+    else sub.textContent = d.state === 'online' ? 'online' : 'offline';
+    sub.className = d.kind === 'user' && d.state === 'online' ? 'online' : 'muted';
+    const toggle = $('members-toggle');
+    toggle.hidden = d.kind !== 'group';
+    const panel = $('members');
+    panel.hidden = !(d.kind === 'group' && this.membersOpen);
+    if (!panel.hidden && d.group) {
+      panel.replaceChildren(el('h3', {}, 'Members'), el('ul', {}, d.group.users.map((u) => el('li', {},
+        el('span', { class: `dot ${u.state === 'online' ? 'on' : 'off'}`, title: u.state }),
+        el('span', {}, u.name), el('span', { class: 'muted' }, ` #${u.id}`),
+        u.role && u.role !== 'normal' ? el('span', { class: 'role' }, u.role) : null))));
+    }
+    this.renderMessages(s, c, d);
+  }
+
+  renderMessages(s, c, d) {
+    const box = $('messages');
+    const first = c.msgs.length ? c.msgs[0].seq : 0;
+    const last = c.msgs.length ? c.msgs[c.msgs.length - 1].seq : 0;
+    const pendingKey = c.pending.map((p) => p.cmid + p.state).join(',') + (c.more ? '+' : '');
+    const same = this.shown.conv === c.id;
+    if (same && this.shown.first === first && this.shown.last === last && this.shown.pending === pendingKey) return;
+    const wasBottom = this.atBottom();
+    const oldHeight = box.scrollHeight;
+    const oldTop = box.scrollTop;
+    const prepended = same && first < this.shown.first;
+    const grew = same && last > this.shown.last;
+
+    const nodes = [];
+    if (!c.more || c.lo <= 1) nodes.push(el('div', { class: 'start muted' }, 'This is the beginning of the conversation.'));
+    else nodes.push(el('div', { class: 'start muted' }, c.loading ? 'Loading…' : 'Scroll up for older messages'));
+    let day = '';
+    let prevFrom = 0;
+    const me = s.me ? s.me.id : 0;
+    for (const m of c.msgs) {
+      const dd = new Date(m.ts).toDateString();
+      if (dd !== day) { nodes.push(el('div', { class: 'day' }, el('span', {}, dayLabel(m.ts)))); day = dd; prevFrom = 0; }
+      const own = m.from === me;
+      const showName = d.kind === 'group' && !own && prevFrom !== m.from;
+      nodes.push(el('div', { class: `msg${own ? ' own' : ''}`, 'data-seq': m.seq, 'data-from': m.from },
+        showName ? el('div', { class: 'sender' }, m.name || s.nameOf(m.from)) : null,
+        el('div', { class: 'text' }, m.text),
+        el('time', { class: 'time', datetime: new Date(m.ts).toISOString(), title: fullDate(m.ts) }, hhmm(m.ts))));
+      prevFrom = m.from;
+    }
+    for (const p of c.pending) {
+      nodes.push(el('div', { class: `msg own ${p.state}`, 'data-cmid': p.cmid },
+        el('div', { class: 'text' }, p.text),
+        p.state === 'failed'
+          ? el('div', { class: 'status' }, el('span', { class: 'error' }, p.error || 'Not sent.'), ' ',
+            el('button', { class: 'link retry', onclick: () => this.on.retry(c.id, p.cmid) }, 'Retry'))
+          : el('div', { class: 'status muted' }, 'sending…')));
+    }
+    box.replaceChildren(...nodes);
+    this.shown = { conv: c.id, first, last, pending: pendingKey };
+    if (!same || wasBottom) this.scrollToBottom();
+    else if (prepended) box.scrollTop = oldTop + (box.scrollHeight - oldHeight);
+    else if (grew) $('new-below').hidden = false;
+    if (!same) $('new-below').hidden = true;
+  }
+
+  /** Shows the forms for logging in; error under them. */
+  showAuth(error = '', note = '') {
+    $('auth').hidden = false;
+    $('chat').hidden = true;
+    $('auth-error').textContent = error;
+    $('auth-note').textContent = note;
+  }
+
+  showChat() {
+    $('auth').hidden = true;
+    $('chat').hidden = false;
+  }
+
+  /** An error near the composer or the action form. */
+  paneError(text) { $('pane-error').textContent = text; $('pane-error').hidden = !text; }
+}
