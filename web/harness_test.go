@@ -231,8 +231,19 @@ func (tb *tab) openConv(conv string) {
 	tb.p.t.Helper()
 	sel := fmt.Sprintf(`#convs [data-conv=%q]`, conv)
 	tb.waitJS("conversation "+conv+" in the list", fmt.Sprintf(`document.querySelector(%q)`, sel))
-	tb.click(sel)
-	tb.waitJS("conversation "+conv+" open", fmt.Sprintf(`document.querySelector(%q).classList.contains('active') && !document.getElementById('pane-main').hidden`, sel))
+	// The list may reorder under the pointer as messages arrive (a person
+	// would click again): retry until this conversation is the open one.
+	open := fmt.Sprintf(`document.querySelector(%q).classList.contains('active') && !document.getElementById('pane-main').hidden`, sel)
+	for range 3 {
+		tb.click(sel)
+		tb.frames()
+		var ok bool
+		tb.eval("!!("+open+")", &ok)
+		if ok {
+			return
+		}
+	}
+	tb.waitJS("conversation "+conv+" open", open)
 }
 
 // send types text into the composer and presses Enter, then waits until it
@@ -267,6 +278,17 @@ func (tb *tab) waitTexts(want ...string) {
 	}
 }
 
+// frames waits two animation frames: what was just done is laid out and
+// the store's render (one per frame) has run.
+func (tb *tab) frames() {
+	tb.p.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise)); err != nil {
+		tb.p.t.Fatalf("%s: waiting for a frame: %v", tb.p.name, err)
+	}
+}
+
 // unread returns the unread badge of conv in the list (0 when none).
 func (tb *tab) unread(conv string) int {
 	tb.p.t.Helper()
@@ -285,11 +307,7 @@ func (tb *tab) screenshot(name string, width, height int64, docName string) stri
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, height)); err != nil {
 		tb.p.t.Fatalf("viewport: %v", err)
 	}
-	// Two animation frames: the resize is laid out and the store's
-	// render (one per frame) has run.
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise)); err != nil {
-		tb.p.t.Fatalf("screenshot: %v", err)
-	}
+	tb.frames()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		tb.p.t.Fatalf("screenshot: %v", err)

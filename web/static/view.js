@@ -156,24 +156,44 @@ export class View {
   }
 
   renderConvs(s) {
+    // Keyed: an item stays the same element while its conversation exists,
+    // so focus and clicks are not lost when the list updates.
     const ul = $('convs');
-    const items = s.sortedConvs().map((c) => {
-      const d = s.describe(c.id);
-      const dot = d.kind === 'user' ? el('span', { class: `dot ${d.state === 'online' ? 'on' : 'off'}`, title: d.state }) : el('span', { class: 'dot group', title: 'group' }, '#');
-      const sub = d.kind === 'group' && d.group ? `${d.group.users.length} members` : (d.state || '');
-      const last = c.lastText();
-      return el('li', {
-        class: `conv${s.open === c.id ? ' active' : ''}`, 'data-conv': c.id, tabindex: 0, role: 'button',
-        onclick: () => this.on.selectConv(c.id),
-        onkeydown: (ev) => { if (ev.key === 'Enter') this.on.selectConv(c.id); },
-      },
-      dot,
+    if (!this.items) this.items = new Map();
+    const seen = new Set();
+    const list = s.sortedConvs();
+    list.forEach((c, i) => {
+      seen.add(c.id);
+      let li = this.items.get(c.id);
+      if (!li) {
+        li = el('li', {
+          class: 'conv', 'data-conv': c.id, tabindex: 0, role: 'button',
+          onclick: () => this.on.selectConv(c.id),
+          onkeydown: (ev) => { if (ev.key === 'Enter') this.on.selectConv(c.id); },
+        });
+        this.items.set(c.id, li);
+      }
+      this.fillConv(s, c, li);
+      if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
+    });
+    for (const [id, li] of this.items) {
+      if (!seen.has(id)) { li.remove(); this.items.delete(id); }
+    }
+    let hint = ul.querySelector('.hint');
+    if (list.length === 0 && !hint) ul.append(el('li', { class: 'hint muted' }, 'No conversations yet: add a friend by id, or create or join a group.'));
+    else if (list.length && hint) hint.remove();
+  }
+
+  fillConv(s, c, li) {
+    const d = s.describe(c.id);
+    const dot = d.kind === 'user' ? el('span', { class: `dot ${d.state === 'online' ? 'on' : 'off'}`, title: d.state }) : el('span', { class: 'dot group', title: 'group' }, '#');
+    const sub = d.kind === 'group' && d.group ? `${d.group.users.length} members` : (d.state || '');
+    const last = c.lastText();
+    li.classList.toggle('active', s.open === c.id);
+    li.replaceChildren(dot,
       el('div', { class: 'conv-body' },
         el('div', { class: 'conv-title' }, el('span', { class: 'conv-name' }, d.title), c.unread ? el('span', { class: 'badge', 'aria-label': `${c.unread} unread` }, String(c.unread)) : null),
         el('div', { class: 'conv-last muted' }, last ? last.split('\n')[0].slice(0, 60) : sub)));
-    });
-    ul.replaceChildren(...items);
-    if (items.length === 0) ul.append(el('li', { class: 'hint muted' }, 'No conversations yet: add a friend by id, or create or join a group.'));
   }
 
   renderPane(s) {
