@@ -289,14 +289,6 @@ func (tb *tab) frames() {
 	}
 }
 
-// unread returns the unread badge of conv in the list (0 when none).
-func (tb *tab) unread(conv string) int {
-	tb.p.t.Helper()
-	var n int
-	tb.eval(fmt.Sprintf(`Number(document.querySelector('#convs [data-conv=%q] .badge')?.textContent || 0)`, conv), &n)
-	return n
-}
-
 // screenshot saves a PNG of the page at width x height into the test's
 // artifacts folder (SCREENSHOT_DIR, or a temp dir that is logged), and into
 // docs/ when UPDATE_SCREENSHOT=1 and docName is set.
