@@ -3,6 +3,7 @@ package clusterchat
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. The value is the errno sent on the wire, so they never change.
@@ -32,6 +33,9 @@ type Error struct {
 	// the same call, made again a little later, should succeed. Stores set
 	// it (see IsTransient); it never reaches the wire.
 	Transient bool
+	// RetryAfter, on ERATELIMIT, is how long until the request may succeed
+	// (native replies carry it as retry_ms; the message says it in words).
+	RetryAfter time.Duration
 }
 
 // Error implements error.
@@ -40,6 +44,23 @@ func (e *Error) Error() string { return fmt.Sprintf("clusterchat: %s (errno %d)"
 // Errorf returns an *Error with the given code.
 func Errorf(code int, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// RateLimited returns an ERATELIMIT error saying what was limited and when
+// to try again (rounded up to a whole second in the text).
+func RateLimited(retry time.Duration, what string) *Error {
+	retry = max(retry, time.Millisecond)
+	secs := (retry + time.Second - 1) / time.Second
+	return &Error{Code: ERATELIMIT, Message: fmt.Sprintf("%s; try again in %ds", what, secs), RetryAfter: retry}
+}
+
+// RetryAfter returns the retry hint of err (0 if it has none).
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // ErrorCode returns the code of err: its own for an *Error in its chain,

@@ -8,6 +8,7 @@ import (
 	"clusterchat"
 	"clusterchat/brokertest"
 	"clusterchat/inmem"
+	"clusterchat/limitertest"
 	"clusterchat/presencetest"
 )
 
@@ -67,5 +68,12 @@ func BenchmarkPublishChannels(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+}
+
+func TestLimiter(t *testing.T) {
+	limitertest.Run(t, func(t *testing.T) (clusterchat.Limiter, clusterchat.Limiter) {
+		l := inmem.NewLimiter()
+		return l, l
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"clusterchat"
 	"clusterchat/brokertest"
 	"clusterchat/internal/testenv"
+	"clusterchat/limitertest"
 	"clusterchat/presencetest"
 )
 
@@ -419,3 +420,21 @@ type countHandler struct{ n *atomic.Int64 }
 
 func (h countHandler) HandleMessage(clusterchat.Channel, []byte) { h.n.Add(1) }
 func (h countHandler) HandleReconnect()                          {}
+
+// TestLimiter runs the suite with two Limiters on one Redis, as two servers
+// of a cluster share it.
+func TestLimiter(t *testing.T) {
+	r := testenv.StartRedis(t)
+	limitertest.Run(t, func(t *testing.T) (clusterchat.Limiter, clusterchat.Limiter) {
+		var ls [2]clusterchat.Limiter
+		for i := range ls {
+			l, err := NewLimiter(r.URL(), "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			ls[i] = l
+		}
+		return ls[0], ls[1]
+	})
+}
