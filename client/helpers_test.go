@@ -49,7 +49,7 @@ func startServer(t *testing.T) *testServer {
 // start opens a server on ts.addr (the same port again after stop).
 func (ts *testServer) start() {
 	ts.t.Helper()
-	srv := server.New(server.Config{Addr: ts.addr, BcryptCost: 4}, slog.New(slog.DiscardHandler))
+	srv := server.New(server.Config{Addr: ts.addr, BcryptCost: 4, RateLimitsOff: true}, slog.New(slog.DiscardHandler))
 	srv.Store = ts.store
 	brk := inmem.NewBroker(srv)
 	srv.Broker = brk

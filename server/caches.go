@@ -27,9 +27,11 @@ func (s *Server) userName(ctx context.Context, id int64) (string, error) {
 }
 
 // tokenCache remembers recently used session tokens (by hash), so a storm of
-// reconnects costs no store read each. Tokens are never revoked before they
-// expire, so a cached entry is right until its expiry; the cache is bounded
-// and forgets arbitrary entries when full.
+// reconnects costs no store read each. A revocation (logout, log out
+// everywhere, a new password) drops entries on every server through the
+// broker (tokens.go); entries also lapse after a minute, which bounds what
+// a revocation lost with a broker outage can leave. The cache is bounded
+// and forgets everything when full.
 type tokenCache struct {
 	mu sync.Mutex
 	m  map[string]tokenEntry
@@ -42,28 +44,45 @@ type tokenEntry struct {
 
 const tokenCacheMax = 1 << 16
 
-func (s *Server) tokenUser(ctx context.Context, token string) (int64, error) {
+// tokenUser returns the user of a live token and slides its expiry: a token
+// lapses after TokenTTL without use. The renewal is a store write, done
+// when the token is not in the cache (at most once a minute per server).
+func (s *Server) tokenUser(ctx context.Context, token string) (uid int64, hash string, err error) {
 	h := hashToken(token)
 	c := &s.tokens
 	c.mu.Lock()
 	e, ok := c.m[h]
 	c.mu.Unlock()
 	if ok && time.Now().Before(e.expires) {
-		return e.uid, nil
+		return e.uid, h, nil
 	}
-	uid, err := s.Store.TokenUser(ctx, h)
+	gen := s.sec.tokenGen.Load()
+	uid, err = s.Store.TokenUser(ctx, h)
 	if err != nil {
-		return 0, err
+		return 0, "", err
+	}
+	if err := s.Store.RenewToken(ctx, h, time.Now().Add(s.cfg.TokenTTL)); err != nil {
+		return 0, "", err // EAUTH: revoked or expired in between
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= tokenCacheMax {
 		c.m = make(map[string]tokenEntry)
 	}
-	// The store knows the real expiry; a minute is enough to absorb a storm
-	// and short enough not to outlive it by much.
-	c.m[h] = tokenEntry{uid: uid, expires: time.Now().Add(time.Minute)}
+	if s.sec.tokenGen.Load() == gen {
+		// The store knows the real expiry; a minute is enough to absorb a
+		// storm and short enough not to outlive it by much.
+		c.m[h] = tokenEntry{uid: uid, expires: time.Now().Add(time.Minute)}
+	}
 	c.mu.Unlock()
-	return uid, nil
+	return uid, h, nil
+}
+
+// forgetTokens empties the token cache.
+func (s *Server) forgetTokens() {
+	s.sec.tokenGen.Add(1)
+	s.tokens.mu.Lock()
+	s.tokens.m = nil
+	s.tokens.mu.Unlock()
 }
 
 func hashToken(tok string) string {

@@ -18,13 +18,13 @@ func (s *Server) chat(ctx context.Context, sess *session, q *proto.Request) erro
 	if len(q.CMID) > 64 {
 		return clusterchat.Errorf(clusterchat.EINVALID, "cmid longer than 64 bytes")
 	}
-	if len(q.Time) > 64 {
-		return clusterchat.Errorf(clusterchat.EINVALID, "time longer than 64 bytes")
+	if err := clusterchat.CheckText(q.Msg, true); err != nil {
+		return err
 	}
-	m := &clusterchat.Message{From: sess.uid, FromName: sess.name, Body: q.Msg, CTime: q.Time, CMID: q.CMID}
-	if m.CTime == "" {
-		m.CTime = time.Now().Format(clusterchat.TimeFormat)
-	}
+	// The server stamps the time: a client's "time" (free text in the
+	// classic protocol) is ignored, never stored or shown as the message's.
+	m := &clusterchat.Message{From: sess.uid, FromName: sess.name, Body: q.Msg, CMID: q.CMID,
+		CTime: time.Now().Format(clusterchat.TimeFormat)}
 	if q.MsgID == proto.OneChat {
 		to := q.Recipient()
 		if to <= 0 {
@@ -48,6 +48,10 @@ func (s *Server) chat(ctx context.Context, sess *session, q *proto.Request) erro
 			return err
 		}
 		m.GroupID, m.Conv = q.GroupID, clusterchat.GroupConv(q.GroupID)
+	}
+	// Counted last, so that a refused request costs no message token.
+	if err := s.checkChat(sess); err != nil {
+		return err
 	}
 	s.submit(&job{m: m, sess: sess, rid: q.RID, req: q.MsgID})
 	return nil

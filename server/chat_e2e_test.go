@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"clusterchat"
 	"clusterchat/internal/testenv"
 	"clusterchat/server"
 )
@@ -50,8 +51,13 @@ func TestOfflineMessages(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("offlinemsg has %d entries, want 3: %s", len(got), rep.raw)
 	}
-	got[0].check(t, "msgid", 6, "id", alice.id, "name", "alice", "to", bob.id, "msg", "one", "time", "t1")
-	got[1].check(t, "msgid", 10, "id", alice.id, "name", "alice", "groupid", gid, "msg", "two", "time", "t2")
+	got[0].check(t, "msgid", 6, "id", alice.id, "name", "alice", "to", bob.id, "msg", "one")
+	got[1].check(t, "msgid", 10, "id", alice.id, "name", "alice", "groupid", gid, "msg", "two")
+	for _, m := range got {
+		if tm := m.str("time"); len(tm) != len(clusterchat.TimeFormat) || tm[0] == 't' {
+			t.Errorf("offline message time %q: want the server's stamp, not the client's", tm)
+		}
+	}
 	got[2].check(t, "msgid", 6, "msg", "three")
 	b.ping() // and none of them comes again live
 

@@ -47,9 +47,9 @@ type Config struct {
 	BcryptCost  int           // password hashing cost; default bcrypt.DefaultCost
 	Publishers  int           // publisher workers; default 16
 	Committers  int           // concurrent store appends (group commits in flight); default 1, more for a networked store
-	// LoginFailures failed password logins of one account within
-	// LoginWindow lock further attempts until the window ends; defaults 10
-	// and 1 minute.
+	// LoginFailures failed password logins of one account from one client
+	// address within LoginWindow lock that account for that address (only)
+	// until the window ends; defaults 10 and 1 minute. Negative: off.
 	LoginFailures int
 	LoginWindow   time.Duration
 	Pprof         bool // serve /debug/pprof on the HTTP listener (profiling for chatbench runs)
@@ -95,6 +95,26 @@ type Config struct {
 	// text plus a fixed overhead each); past it new messages are refused at
 	// once with errno 9. Default 64 MiB.
 	StoreRetryBytes int
+
+	// Abuse limits (ratelimit.go, SECURITY.md). A zero Rate takes the
+	// default, Off (N < 0) turns one limit off, RateLimitsOff all of them
+	// (benchmarks, closed networks). Login and registration counts are
+	// shared by the servers of a cluster through Server.Limiter; message
+	// and request buckets are per server.
+	RateLimitsOff   bool
+	RegisterRate    Rate // registrations per client address; default 10/1h
+	LoginRate       Rate // password logins per client address; default 60/1m
+	AccountFailRate Rate // failed password logins of one account, from addresses that never logged in to it; default 100/1h
+	MsgRate         Rate // sustained chat messages per user (per server); default 10/1s
+	MsgBurst        int  // messages a user may send at once above MsgRate; default 50
+	ReqRate         Rate // sustained requests per connection; default 50/1s
+	ReqBurst        int  // requests a connection may send at once above ReqRate; default 200
+
+	// TokenTTL is how long a session token lets a client log in without its
+	// password; every use renews it (sliding). Default 30 days.
+	TokenTTL time.Duration
+	// TokenSweep is how often expired tokens are deleted. Default 1 hour.
+	TokenSweep time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -116,11 +136,37 @@ func (c *Config) setDefaults() {
 	if c.BcryptCost == 0 {
 		c.BcryptCost = 10
 	}
-	if c.LoginFailures <= 0 {
+	if c.LoginFailures == 0 {
 		c.LoginFailures = 10
 	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = time.Minute
+	}
+	rate := func(r *Rate, def Rate) {
+		if r.N == 0 {
+			*r = def
+		}
+	}
+	rate(&c.RegisterRate, Rate{10, time.Hour})
+	rate(&c.LoginRate, Rate{60, time.Minute})
+	rate(&c.AccountFailRate, Rate{100, time.Hour})
+	rate(&c.MsgRate, Rate{10, time.Second})
+	rate(&c.ReqRate, Rate{50, time.Second})
+	if c.MsgBurst <= 0 {
+		c.MsgBurst = 50
+	}
+	if c.ReqBurst <= 0 {
+		c.ReqBurst = 200
+	}
+	if c.RateLimitsOff {
+		c.LoginFailures = -1
+		c.RegisterRate, c.LoginRate, c.AccountFailRate, c.MsgRate, c.ReqRate = Off, Off, Off, Off, Off
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 30 * 24 * time.Hour
+	}
+	if c.TokenSweep <= 0 {
+		c.TokenSweep = time.Hour
 	}
 	if c.Committers <= 0 {
 		c.Committers = 1

@@ -37,6 +37,7 @@ type conn struct {
 	classic  bool // write objects one per write (the classic client reads one object per recv)
 
 	sess *session // current session; only the read loop changes it
+	reqs bucket   // request rate limit (ratelimit.go); only the read loop touches it
 
 	// addr is the client's real address: from the PROXY header or
 	// X-Forwarded-For of a trusted proxy, else the peer's. Every

@@ -55,8 +55,10 @@ func TestClassicWireBytes(t *testing.T) {
 	b.ping()
 	b.sendf(`{"msgid":3,"id":%d}`, bid)
 	b.ping() // the logout is done: what follows is offline for bob
-	// Spoofed sender fields are overwritten with the session's user.
-	a.sendf(`{"msgid":6,"id":999,"name":"mallory","to":%d,"msg":"hello \"bob\" <&>","time":"2024-01-02 03:04:05"}`, bid)
+	// Spoofed sender fields are overwritten with the session's user, and
+	// the client's free-text time (here with a forged second line) is
+	// replaced by the server's.
+	a.sendf(`{"msgid":6,"id":999,"name":"mallory","to":%d,"msg":"hello \"bob\" <&>","time":"2024-01-02 03:04:05\n[2024-01-02 03:04:05] carol(3): hi"}`, bid)
 	a.sendf(`{"msgid":10,"id":999,"name":"mallory","groupid":%d,"msg":"group hi","time":"2024-01-02 03:04:06"}`, gid)
 	a.ping()
 	ts.waitAccepted(t, 2)
@@ -69,8 +71,17 @@ func TestClassicWireBytes(t *testing.T) {
 		jsonStr(t, map[string]any{"id": bid, "name": "bob", "role": "normal", "state": "online"}),
 	}
 	group := jsonStr(t, map[string]any{"id": gid, "groupname": "g1", "groupdesc": "first group", "users": users})
-	off1 := fmt.Sprintf(`{"id":%d,"msg":"hello \"bob\" <&>","msgid":6,"name":"alice","time":"2024-01-02 03:04:05","to":%d}`, aid, bid)
-	off2 := fmt.Sprintf(`{"groupid":%d,"id":%d,"msg":"group hi","msgid":10,"name":"alice","time":"2024-01-02 03:04:06"}`, gid, aid)
+	off1 := fmt.Sprintf(`{"id":%d,"msg":"hello \"bob\" <&>","msgid":6,"name":"alice","time":"TIME","to":%d}`, aid, bid)
+	off2 := fmt.Sprintf(`{"groupid":%d,"id":%d,"msg":"group hi","msgid":10,"name":"alice","time":"TIME"}`, gid, aid)
+	// The stamps are the server's clock in the classic layout: checked,
+	// then set aside for the byte comparison.
+	stamp := regexp.MustCompile(`(\\"time\\":\\")([^\\]*)(\\")`)
+	for _, m := range stamp.FindAllStringSubmatch(got, -1) {
+		if !regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$`).MatchString(m[2]) || strings.HasPrefix(m[2], "2024") {
+			t.Fatalf("offline message time %q is not the server's YYYY-MM-DD HH:MM:SS", m[2])
+		}
+	}
+	got = stamp.ReplaceAllString(got, "${1}TIME${3}")
 	want := fmt.Sprintf(`{"errno":0,"friends":[%s],"groups":[%s],"id":%d,"msgid":2,"name":"bob","offlinemsg":[%s,%s]}`+"\n",
 		jsonStr(t, friend), jsonStr(t, group), bid, jsonStr(t, off1), jsonStr(t, off2))
 	if got != want {
@@ -88,13 +99,14 @@ func TestClassicWireBytes(t *testing.T) {
 	}
 
 	// Live: 1:1 with "to", 1:1 with "toid", group; exact bytes, spoofing
-	// ignored, time kept when sent and filled when not.
+	// ignored, time always the server's.
 	a.sendf(`{"msgid":6,"id":%d,"name":"x","to":%d,"msg":"live","time":"2024-05-06 07:08:09"}`, bid, bid)
-	if got, want := b.line(), fmt.Sprintf("{\"id\":%d,\"msg\":\"live\",\"msgid\":6,\"name\":\"alice\",\"time\":\"2024-05-06 07:08:09\",\"to\":%d}\n", aid, bid); got != want {
-		t.Fatalf("live chat = %q, want %q", got, want)
+	lo := b.expect(6, "id", aid, "name", "alice", "to", bid, "msg", "live")
+	if want := fmt.Sprintf("{\"id\":%d,\"msg\":\"live\",\"msgid\":6,\"name\":\"alice\",\"time\":%q,\"to\":%d}\n", aid, lo.str("time"), bid); lo.raw != want || strings.HasPrefix(lo.str("time"), "2024") {
+		t.Fatalf("live chat = %q, want %q with the server's time", lo.raw, want)
 	}
 	a.sendf(`{"msgid":6,"toid":%d,"msg":"via toid"}`, bid)
-	lo := b.expect(6, "id", aid, "name", "alice", "to", bid, "msg", "via toid")
+	lo = b.expect(6, "id", aid, "name", "alice", "to", bid, "msg", "via toid")
 	if !regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$`).MatchString(lo.str("time")) {
 		t.Fatalf("server-filled time %q is not YYYY-MM-DD HH:MM:SS", lo.str("time"))
 	}
@@ -102,8 +114,9 @@ func TestClassicWireBytes(t *testing.T) {
 		t.Fatalf("live chat = %q, want %q", lo.raw, want)
 	}
 	a.sendf(`{"msgid":10,"id":%d,"name":"x","groupid":%d,"msg":"g live","time":"2024-05-06 07:08:10"}`, bid, gid)
-	if got, want := b.line(), fmt.Sprintf("{\"groupid\":%d,\"id\":%d,\"msg\":\"g live\",\"msgid\":10,\"name\":\"alice\",\"time\":\"2024-05-06 07:08:10\"}\n", gid, aid); got != want {
-		t.Fatalf("live group chat = %q, want %q", got, want)
+	lo = b.expect(10, "groupid", gid, "id", aid, "msg", "g live")
+	if want := fmt.Sprintf("{\"groupid\":%d,\"id\":%d,\"msg\":\"g live\",\"msgid\":10,\"name\":\"alice\",\"time\":%q}\n", gid, aid, lo.str("time")); lo.raw != want || strings.HasPrefix(lo.str("time"), "2024") {
+		t.Fatalf("live group chat = %q, want %q with the server's time", lo.raw, want)
 	}
 	// The sender (classic) got nothing back: no ack, no echo of its own group message.
 	a.ping()
@@ -243,9 +256,10 @@ func TestMsgIDs(t *testing.T) {
 		c.call(3, `{"msgid":3}`)
 		c.sendf(`{"msgid":18,"rid":77}`)
 		c.expect(11, "req", 18, "errno", 8)
-		// The token from the login resumes the session without the password.
+		// Logout revoked the login's token.
 		rid = c.req(`{"msgid":1,"proto":2,"token":%q}`, rep.str("token"))
-		c.expect(2, "rid", rid, "errno", 0, "id", id, "name", "dave")
+		c.expect(2, "rid", rid, "errno", 1)
+		c.nativeLogin(id, "pd")
 		c.ping()
 	})
 }

@@ -121,6 +121,10 @@ func (s *Server) HandleMessage(channel clusterchat.Channel, payload []byte) {
 	}
 	id := channel.ID
 	h := s.hub
+	if e.kind == kindRevoke {
+		s.applyRevoke(&e)
+		return
+	}
 	if e.kind == kindJoin { // a user joined a group: index their sessions here
 		s.closeMu.RLock()
 		defer s.closeMu.RUnlock()
@@ -157,6 +161,7 @@ func (s *Server) HandleMessage(channel clusterchat.Channel, payload []byte) {
 // login (their delivered cursor did not move).
 func (s *Server) HandleReconnect() {
 	s.log.Warn("broker reconnected; asking native sessions to resync")
+	s.forgetTokens() // revocations may have been missed meanwhile
 	notice := appendNL((&proto.ReconnectEvent{Reason: proto.ReasonResync}).AppendNative(nil))
 	h := s.hub
 	h.mu.RLock()

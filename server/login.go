@@ -2,18 +2,12 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"clusterchat"
 	"clusterchat/proto"
 )
-
-// tokenTTL is how long a session token lets a client log in without its password.
-const tokenTTL = 30 * 24 * time.Hour
 
 // maxOffline bounds offlinemsg in one classic login reply; the rest comes at
 // the next login (the classic client reads at most 1024 bytes anyway).
@@ -23,21 +17,25 @@ func (s *Server) register(ctx context.Context, c *conn, q *proto.Request) error 
 	if q.Proto == proto.Native && c.sess == nil {
 		c.setClassic(false)
 	}
-	if err := validName(q.Name, clusterchat.MaxNameLen); err != nil {
+	name, err := clusterchat.CleanName(q.Name, clusterchat.MaxNameLen)
+	if err != nil {
 		return err
 	}
 	if q.Password == "" || len(q.Password) > clusterchat.MaxPasswordLen {
 		return clusterchat.Errorf(clusterchat.EINVALID, "password must be 1-%d bytes", clusterchat.MaxPasswordLen)
 	}
+	if err := s.checkRegister(ctx, c); err != nil {
+		return err
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(q.Password), s.cfg.BcryptCost)
 	if err != nil {
 		return err
 	}
-	id, err := s.Store.CreateUser(ctx, q.Name, string(hash))
+	id, err := s.Store.CreateUser(ctx, name, string(hash))
 	if err != nil {
 		return err
 	}
-	s.users.m.Store(id, q.Name)
+	s.users.m.Store(id, name)
 	s.log.Info("registered", "user", id, "remote", c.clientAddr())
 	r := &proto.RegisterReply{RID: q.RID, ID: id}
 	if q.Proto == proto.Native {
@@ -55,20 +53,24 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 	}
 	c.setClassic(!native)
 	var (
-		u     *clusterchat.User
-		token = q.Token
-		err   error
+		u         *clusterchat.User
+		token     = q.Token
+		tokenHash string
+		gen       = s.sec.tokenGen.Load()
+		err       error
 	)
 	badLogin := clusterchat.Errorf(clusterchat.EAUTH, "id or password is invalid!")
 	if token != "" {
-		uid, err := s.tokenUser(ctx, token)
+		uid, h, err := s.tokenUser(ctx, token)
 		if err != nil {
 			s.metrics.logins.WithLabelValues("fail").Inc()
 			if clusterchat.ErrorCode(err) == clusterchat.EAUTH {
+				s.log.Info("login failed: bad or revoked token", "addr", c.peerKey())
 				return badLogin
 			}
 			return err
 		}
+		tokenHash = h
 		name, err := s.userName(ctx, uid)
 		if err != nil {
 			return err
@@ -79,8 +81,7 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 			s.metrics.logins.WithLabelValues("fail").Inc()
 			return badLogin
 		}
-		if err := s.guard.check(q.ID, s.cfg.LoginFailures, s.cfg.LoginWindow); err != nil {
-			s.metrics.logins.WithLabelValues("limited").Inc()
+		if err := s.checkLogin(ctx, c, q.ID); err != nil {
 			return err
 		}
 		u, err = s.Store.User(ctx, q.ID)
@@ -92,22 +93,20 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 		}
 		if bcrypt.CompareHashAndPassword([]byte(u.PassHash), []byte(q.Password)) != nil {
 			s.metrics.logins.WithLabelValues("fail").Inc()
-			s.guard.fail(u.ID, s.cfg.LoginWindow)
+			s.loginFailed(ctx, c, u.ID)
 			return badLogin
 		}
-		s.guard.succeed(u.ID)
+		s.loginSucceeded(ctx, c, u.ID)
 		if native {
-			var raw [16]byte
-			rand.Read(raw[:])
-			token = hex.EncodeToString(raw[:])
-			if err := s.Store.PutToken(ctx, hashToken(token), u.ID, time.Now().Add(tokenTTL)); err != nil {
+			if token, err = s.newToken(ctx, u.ID); err != nil {
 				return err
 			}
+			tokenHash = hashToken(token)
 		}
 	}
 	s.users.m.Store(u.ID, u.Name)
 
-	sess := &session{srv: s, c: c, uid: u.ID, name: u.Name, sid: s.newSID(), native: native, holding: true}
+	sess := &session{srv: s, c: c, uid: u.ID, name: u.Name, sid: s.newSID(), native: native, holding: true, tokenHash: tokenHash}
 	first, err := s.Presence.Acquire(ctx, u.ID, sess.sid, s.cfg.MaxSessions)
 	if err != nil {
 		s.metrics.logins.WithLabelValues("refused").Inc()
@@ -123,6 +122,18 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 		return err
 	}
 	c.sess = sess
+	if q.Token != "" && s.sec.tokenGen.Load() != gen {
+		// A revocation came in while this login was on its way and could
+		// not see the session yet: ask the store again.
+		if _, err := s.Store.TokenUser(ctx, tokenHash); err != nil {
+			c.sess = nil
+			s.endSession(sess)
+			if clusterchat.ErrorCode(err) == clusterchat.EAUTH {
+				return badLogin
+			}
+			return err
+		}
+	}
 	reply, err := s.loginReply(ctx, sess, q.RID, token)
 	if err != nil {
 		c.sess = nil

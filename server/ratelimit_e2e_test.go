@@ -7,14 +7,25 @@ import (
 	"clusterchat/server"
 )
 
+// limitsOn turns the rate limits on for a test server, with edit's changes.
+func limitsOn(edit func(*server.Config)) func(*server.Config) {
+	return func(c *server.Config) {
+		c.RateLimitsOff = false
+		if edit != nil {
+			edit(c)
+		}
+	}
+}
+
 // TestLoginRateLimit: after LoginFailures wrong passwords for one account
-// within LoginWindow, even the right password is refused with errno 12
-// until the window ends; other accounts are not affected.
+// from one address within LoginWindow, even the right password is refused
+// from that address with errno 12 until the window ends; other accounts
+// are not affected.
 func TestLoginRateLimit(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) {
+	ts := startServer(t, limitsOn(func(c *server.Config) {
 		c.LoginFailures = 3
 		c.LoginWindow = time.Hour
-	})
+	}))
 	victim := newUser(t, ts, "victim")
 	other := newUser(t, ts, "bystander")
 	c := dial(t, ts.addr)
@@ -33,10 +44,10 @@ func TestLoginRateLimit(t *testing.T) {
 
 // TestLoginSuccessResetsFailures: a successful login clears the count.
 func TestLoginSuccessResetsFailures(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) {
+	ts := startServer(t, limitsOn(func(c *server.Config) {
 		c.LoginFailures = 2
 		c.LoginWindow = time.Hour
-	})
+	}))
 	u := newUser(t, ts, "forgetful")
 	for range 3 {
 		c := dial(t, ts.addr)

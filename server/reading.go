@@ -101,11 +101,18 @@ func (s *Server) markRead(ctx context.Context, sess *session, q *proto.Request) 
 	if q.Seq < 0 {
 		return clusterchat.Errorf(clusterchat.EINVALID, "seq must be >= 0")
 	}
-	if err := s.Store.MarkRead(ctx, []clusterchat.Cursor{{User: sess.uid, Conv: conv, Seq: q.Seq}}); err != nil {
+	// Clamped to the conversation's last message: a marker past it would
+	// hide every message still to come as "read".
+	last, err := s.lastSeq(ctx, sess.uid, conv, nil)
+	if err != nil {
 		return err
 	}
-	sess.c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
-	b := appendNL((&proto.ReadEvent{Conv: conv, Seq: q.Seq}).AppendNative(nil))
+	seq := min(q.Seq, last)
+	if err := s.Store.MarkRead(ctx, []clusterchat.Cursor{{User: sess.uid, Conv: conv, Seq: seq}}); err != nil {
+		return err
+	}
+	sess.c.sendDirect((&proto.ReadReply{RID: q.RID, Seq: seq}).AppendNative(nil))
+	b := appendNL((&proto.ReadEvent{Conv: conv, Seq: seq}).AppendNative(nil))
 	s.publish(clusterchat.UserChannel(sess.uid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid, native: b})
 	return nil
 }

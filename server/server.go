@@ -28,6 +28,9 @@ type Server struct {
 	Store    clusterchat.Store
 	Broker   clusterchat.Broker
 	Presence clusterchat.Presence
+	// Limiter counts logins and registrations (ratelimit.go); shared by a
+	// cluster (redis.Limiter). nil: an in-process one.
+	Limiter clusterchat.Limiter
 
 	cfg     Config
 	log     *slog.Logger
@@ -37,7 +40,7 @@ type Server struct {
 	cursors *cursors
 	users   userCache
 	tokens  tokenCache
-	guard   loginGuard
+	sec     security
 	limits  *limits
 	certs   *certReloader // nil without TLS
 	tls     *tls.Config   // nil without TLS
@@ -101,6 +104,9 @@ func (s *Server) Open() error {
 	if s.Store == nil || s.Broker == nil || s.Presence == nil {
 		return errors.New("server: Store, Broker and Presence must be set")
 	}
+	if err := s.openSecurity(); err != nil {
+		return fmt.Errorf("server: subscribe to token revocations: %w", err)
+	}
 	if s.cfg.TLSCert != "" || s.cfg.TLSKey != "" {
 		certs, err := newCertReloader(s.cfg.TLSCert, s.cfg.TLSKey, s.log)
 		if err != nil {
@@ -153,10 +159,14 @@ func (s *Server) Open() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
-	s.bgWG.Add(1)
+	s.bgWG.Add(2)
 	go func() {
 		defer s.bgWG.Done()
 		s.runCursors(ctx, time.Second)
+	}()
+	go func() {
+		defer s.bgWG.Done()
+		s.runSweeps(ctx)
 	}()
 
 	s.wg.Add(1)

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"time"
-	"unicode/utf8"
 
 	"clusterchat"
 	"clusterchat/proto"
@@ -18,6 +17,10 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 		s.replyConnErr(c, q.MsgID, q.RID, err)
 		return
 	}
+	if err := c.checkRequest(); err != nil {
+		s.replyConnErr(c, q.MsgID, q.RID, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	var err error
@@ -27,7 +30,7 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 	case proto.Login:
 		onFreshStack(func() { err = s.login(ctx, c, q) })
 	case proto.OneChat, proto.GroupChat, proto.Logout, proto.AddFriend, proto.CreateGroup,
-		proto.AddGroup, proto.Sync, proto.History, proto.Read, proto.Ping:
+		proto.AddGroup, proto.Sync, proto.History, proto.Read, proto.Ping, proto.LogoutAll:
 		if c.sess == nil {
 			err = clusterchat.Errorf(clusterchat.ENOTLOGGEDIN, "log in first")
 			break
@@ -36,13 +39,9 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 		case proto.OneChat, proto.GroupChat:
 			err = s.chat(ctx, c.sess, q)
 		case proto.Logout:
-			s.endSession(c.sess)
-			native := c.sess.native
-			c.sess = nil
-			c.setClassic(true)
-			if native {
-				c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
-			}
+			s.logout(ctx, c, q)
+		case proto.LogoutAll:
+			err = s.logoutAll(ctx, c, q)
 		case proto.AddFriend:
 			err = s.addFriend(ctx, c.sess, q)
 		case proto.CreateGroup:
@@ -101,10 +100,3 @@ func (s *Server) countErr(err error) {
 	}
 }
 
-func validName(name string, max int) error {
-	n := utf8.RuneCountInString(name)
-	if n < 1 || n > max || !utf8.ValidString(name) {
-		return clusterchat.Errorf(clusterchat.EINVALID, "name must be 1-%d characters of valid UTF-8", max)
-	}
-	return nil
-}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"clusterchat"
@@ -20,6 +21,9 @@ type session struct {
 	native bool
 
 	replied bool // the login reply went out; only the read loop touches it
+
+	tokenHash string      // the session token's hash (native logins), revoked at logout
+	revoked   atomic.Bool // its user's tokens were all revoked: the connection is being closed
 
 	// guarded by hub.mu
 	ended  bool

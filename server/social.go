@@ -47,16 +47,20 @@ func (s *Server) addFriend(ctx context.Context, sess *session, q *proto.Request)
 }
 
 func (s *Server) createGroup(ctx context.Context, sess *session, q *proto.Request) error {
-	if err := validName(q.GroupName, clusterchat.MaxNameLen); err != nil {
+	name, err := clusterchat.CleanName(q.GroupName, clusterchat.MaxNameLen)
+	if err != nil {
 		return err
 	}
-	if utf8.RuneCountInString(q.GroupDesc) > clusterchat.MaxGroupDesc || !utf8.ValidString(q.GroupDesc) {
-		return clusterchat.Errorf(clusterchat.EINVALID, "groupdesc must be at most %d characters of valid UTF-8", clusterchat.MaxGroupDesc)
+	if err := clusterchat.CheckText(q.GroupDesc, false); err != nil {
+		return clusterchat.Errorf(clusterchat.EINVALID, "groupdesc: %s", clusterchat.ErrorMessage(err))
 	}
-	gid, err := s.Store.CreateGroup(ctx, sess.uid, q.GroupName, q.GroupDesc)
+	if utf8.RuneCountInString(q.GroupDesc) > clusterchat.MaxGroupDesc {
+		return clusterchat.Errorf(clusterchat.EINVALID, "groupdesc must be at most %d characters", clusterchat.MaxGroupDesc)
+	}
+	gid, err := s.Store.CreateGroup(ctx, sess.uid, name, q.GroupDesc)
 	if err != nil {
 		if clusterchat.ErrorCode(err) == clusterchat.EEXISTS {
-			return clusterchat.Errorf(clusterchat.EEXISTS, "group name %q is taken", q.GroupName)
+			return clusterchat.Errorf(clusterchat.EEXISTS, "group name %q is taken", name)
 		}
 		return err
 	}

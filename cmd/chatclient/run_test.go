@@ -30,7 +30,7 @@ func startServerWith(t *testing.T, cfg server.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Addr, cfg.BcryptCost = "127.0.0.1:0", 4
+	cfg.Addr, cfg.BcryptCost, cfg.RateLimitsOff = "127.0.0.1:0", 4, true
 	srv := server.New(cfg, slog.New(slog.DiscardHandler))
 	srv.Store = st
 	brk := inmem.NewBroker(srv)

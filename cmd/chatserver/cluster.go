@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"clusterchat"
 	"clusterchat/postgres"
@@ -25,4 +26,18 @@ func openRedis(ctx context.Context, url, node string, h clusterchat.BrokerHandle
 		return nil, nil, err
 	}
 	return b, p, nil
+}
+
+// openLimiter returns the rate-limit counters for -broker spec: shared in
+// Redis for a cluster (so login and registration limits hold across
+// servers), nil (the server's in-process counters) otherwise.
+func openLimiter(spec string) (clusterchat.Limiter, func(), error) {
+	if !strings.HasPrefix(spec, "redis://") {
+		return nil, func() {}, nil
+	}
+	l, err := redis.NewLimiter(spec, "", 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, func() { l.Close() }, nil
 }

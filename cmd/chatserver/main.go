@@ -51,6 +51,7 @@ type options struct {
 	maxConnsPerAddr, maxPrelogin            int
 	storeRetry                              time.Duration
 	storeRetryBytes                         int
+	security                                *securityFlags
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -102,6 +103,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", envDur("CHAT_IDLE_TIMEOUT", 3*time.Minute), "close a native session that sends nothing (not even PING) this long; 0 = never (env CHAT_IDLE_TIMEOUT)")
 	fs.IntVar(&o.maxConnsPerAddr, "max-conns-per-addr", envInt("CHAT_MAX_CONNS_PER_ADDR", 100), "open connections per client address (IPv6: per /64); 0 = no cap (env CHAT_MAX_CONNS_PER_ADDR)")
 	fs.IntVar(&o.maxPrelogin, "max-prelogin", envInt("CHAT_MAX_PRELOGIN", 1000), "open connections not logged in, over all addresses; 0 = no cap (env CHAT_MAX_PRELOGIN)")
+	o.security = addSecurityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -150,7 +152,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	srv := server.New(server.Config{
+	cfg := server.Config{
 		Addr: o.addr, HTTPAddr: o.http, Node: o.node,
 		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost, Pprof: o.pprof, Committers: o.committers,
 		AllowedOrigins: splitList(o.allowedOrigins),
@@ -159,7 +161,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		LoginTimeout: offIfZero(o.loginTimeout), FrameTimeout: offIfZero(o.frameTimeout), IdleTimeout: offIfZero(o.idleTimeout),
 		MaxConnsPerAddr: offIfZero(o.maxConnsPerAddr), MaxPrelogin: offIfZero(o.maxPrelogin),
 		StoreRetry: o.storeRetry, StoreRetryBytes: o.storeRetryBytes,
-	}, logger)
+	}
+	o.security.apply(&cfg)
+	srv := server.New(cfg, logger)
 
 	store, err := openStore(ctx, o.store, logger)
 	if err != nil {
@@ -175,6 +179,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer broker.Close()
 	defer presence.Close()
 	srv.Broker, srv.Presence = broker, presence
+	limiter, closeLimiter, err := openLimiter(o.broker)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
+	srv.Limiter = limiter
 
 	if err := srv.Open(); err != nil {
 		return err

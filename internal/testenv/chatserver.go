@@ -82,7 +82,10 @@ func BuildServer(tb testing.TB) string {
 func StartServer(tb testing.TB, bin string, args ...string) *Server {
 	tb.Helper()
 	s := &Server{bin: bin, args: args}
-	s.start(tb, append([]string{"-addr", "127.0.0.1:0", "-http", "127.0.0.1:0"}, args...))
+	// Rate limits off: tests and benchmarks register many users and send
+	// bursts from one loopback address; a test of the limits passes
+	// -rate-limits=true (a later flag wins).
+	s.start(tb, append([]string{"-addr", "127.0.0.1:0", "-http", "127.0.0.1:0", "-rate-limits=false"}, args...))
 	tb.Cleanup(func() {
 		s.stop(10 * time.Second)
 		// The binary is race-built; a race it reports must fail the test
