@@ -22,6 +22,7 @@ const MaxNameBytes = 256
 //     and U+061C. A name is shown inside other text (a message line, a
 //     member list); any of them could reorder what follows it, and no name
 //     needs one: the renderer's bidi algorithm orders a name's own letters;
+//   - U+FFFD, the replacement character (what broken text decodes to);
 //   - other invisible format characters and default-ignorable fillers
 //     (U+200B, U+2060, U+FEFF, U+3164...), which make blank or look-alike
 //     names. ZWJ and ZWNJ (U+200D, U+200C) stay: emoji sequences and some
@@ -60,6 +61,10 @@ func forbiddenInName(r rune) (bool, string) {
 		return true, "a line separator"
 	case r == '\u200c' || r == '\u200d':
 		return false, ""
+	case r == utf8.RuneError:
+		// What a decoder puts for bytes it could not read: refused so that
+		// a lone surrogate (\ud800 in JSON) cannot sneak it in either.
+		return true, "the replacement character"
 	case unicode.Is(unicode.Cf, r), unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
 		return true, "an invisible character"
 	}

@@ -140,6 +140,10 @@ func AppendError(b []byte, req int, rid int64, native bool, err error) []byte {
 	}
 	if native {
 		b = appendKeyInt(b, `,"rid":`, rid)
+		// The classic shape stays as it was: its errmsg says when, in words.
+		if d := clusterchat.RetryAfter(err); d > 0 {
+			b = appendKeyInt(b, `,"retry_ms":`, max(d.Milliseconds(), 1))
+		}
 	}
 	return append(b, '}')
 }

@@ -16,6 +16,9 @@ type Frame struct {
 	Req    int    `json:"req"`
 	Errno  int    `json:"errno"`
 	Errmsg string `json:"errmsg"`
+	// RetryMS is a rate-limited request's hint (errno 12): try again after
+	// this many milliseconds.
+	RetryMS int64 `json:"retry_ms"`
 
 	// login, presence, friend, chat
 	ID      int64    `json:"id"`
@@ -82,7 +85,7 @@ func (f *Frame) Err() error {
 	if msg == "" {
 		msg = "request failed"
 	}
-	return &clusterchat.Error{Code: f.Errno, Message: msg}
+	return &clusterchat.Error{Code: f.Errno, Message: msg, RetryAfter: time.Duration(f.RetryMS) * time.Millisecond}
 }
 
 // Chat returns a chat message frame's fields.

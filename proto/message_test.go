@@ -31,6 +31,7 @@ func TestMessages(t *testing.T) {
 	conv := Conv{Conv: "d:1:2", Last: 5, Read: 3, Unread: 2}
 	errNF := clusterchat.Errorf(clusterchat.ENOTFOUND, "no user %d", 4)
 	errAuth := clusterchat.Errorf(clusterchat.EAUTH, "id or password is invalid!")
+	errLimit := clusterchat.RateLimited(1500*time.Millisecond, "sending too fast")
 
 	rows := []struct {
 		name  string
@@ -59,6 +60,8 @@ func TestMessages(t *testing.T) {
 			req:  &Request{MsgID: Register, Name: "al", Password: "pw"}},
 		{name: "logout native", got: (&LogoutReq{}).AppendNative(nil, 3),
 			want: `{"msgid":3,"rid":3}`, req: &Request{MsgID: Logout, RID: 3}},
+		{name: "logout all", got: (&LogoutAllReq{}).AppendNative(nil, 3),
+			want: `{"msgid":40,"rid":3}`, req: &Request{MsgID: LogoutAll, RID: 3}},
 		{name: "logout classic", got: (&LogoutReq{}).AppendClassic(nil),
 			want: `{"msgid":3}`, req: &Request{MsgID: Logout}},
 		{name: "chat native", got: (&ChatReq{To: 2, Msg: odd, CMID: "dev-1"}).AppendNative(nil, 4),
@@ -121,6 +124,13 @@ func TestMessages(t *testing.T) {
 			want: `{"errno":0,"friends":["{\"id\":2,\"name\":\"bo\",\"state\":\"online\"}"],` +
 				`"groups":["{\"groupdesc\":\"d\",\"groupname\":\"g\",\"id\":7,\"users\":[\"{\\\"id\\\":1,\\\"name\\\":\\\"al\\\",\\\"role\\\":\\\"creator\\\",\\\"state\\\":\\\"offline\\\"}\"]}"],` +
 				`"id":1,"msgid":2,"name":"al","offlinemsg":[` + jsonQuote(t, string(AppendClassicChat(nil, dm))) + `,` + jsonQuote(t, string(AppendClassicChat(nil, gm))) + `]}`},
+		{name: "read reply", got: (&ReadReply{RID: 3, Seq: 2}).AppendNative(nil),
+			want: `{"msgid":11,"req":16,"rid":3,"errno":0,"seq":2}`, frame: &Frame{MsgID: Reply, Req: Read, RID: 3, Seq: 2}},
+		{name: "rate limited native", got: (&ErrorReply{Req: OneChat, RID: 8, Err: errLimit}).AppendNative(nil),
+			want:  `{"errmsg":"sending too fast; try again in 2s","errno":12,"msgid":11,"req":6,"rid":8,"retry_ms":1500}`,
+			frame: &Frame{MsgID: Reply, Req: OneChat, RID: 8, Errno: clusterchat.ERATELIMIT, Errmsg: "sending too fast; try again in 2s", RetryMS: 1500}},
+		{name: "revoked", got: (&ReconnectEvent{Reason: ReasonRevoked}).AppendNative(nil),
+			want: `{"msgid":17,"reason":"revoked"}`, frame: &Frame{MsgID: Reconnect, Reason: ReasonRevoked}},
 		{name: "ok reply", got: (&OKReply{Req: Ping, RID: 3}).AppendNative(nil),
 			want: `{"msgid":11,"req":18,"rid":3,"errno":0}`, frame: &Frame{MsgID: Reply, Req: Ping, RID: 3}},
 		{name: "friend reply", got: (&FriendReply{RID: 4, Friend: friend}).AppendNative(nil),

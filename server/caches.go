@@ -69,9 +69,10 @@ func (s *Server) tokenUser(ctx context.Context, token string) (uid int64, hash s
 		c.m = make(map[string]tokenEntry)
 	}
 	if s.sec.tokenGen.Load() == gen {
-		// The store knows the real expiry; a minute is enough to absorb a
-		// storm and short enough not to outlive it by much.
-		c.m[h] = tokenEntry{uid: uid, expires: time.Now().Add(time.Minute)}
+		// A minute is enough to absorb a storm and short enough not to
+		// outlive a lost revocation by much; under half the TTL, so a token
+		// in use is renewed in the store before it can expire there.
+		c.m[h] = tokenEntry{uid: uid, expires: time.Now().Add(min(time.Minute, s.cfg.TokenTTL/2))}
 	}
 	c.mu.Unlock()
 	return uid, h, nil

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"clusterchat"
 	"clusterchat/proto"
@@ -15,6 +16,11 @@ const requestTimeout = 10 * time.Second
 func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 	if err := proto.Decode(frame, q); err != nil {
 		s.replyConnErr(c, q.MsgID, q.RID, err)
+		return
+	}
+	if !utf8.Valid(frame) {
+		// JSON decoders turn such bytes into U+FFFD silently: refuse them.
+		s.replyConnErr(c, q.MsgID, q.RID, clusterchat.Errorf(clusterchat.EINVALID, "a request must be valid UTF-8"))
 		return
 	}
 	if err := c.checkRequest(); err != nil {
@@ -99,4 +105,3 @@ func (s *Server) countErr(err error) {
 		s.log.Error("request failed", "err", err)
 	}
 }
-

@@ -1,0 +1,222 @@
+package server_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"clusterchat/server"
+)
+
+// Every test here attacks one rule through real sockets from an attacker's
+// address (127.0.0.2 and up: all of 127/8 is loopback on Linux) and checks
+// the clear refusal, while a bystander pair on 127.0.0.1 keeps chatting.
+
+// dialFrom connects to addr from the local IP from.
+func dialFrom(tb testing.TB, addr, from string) *client {
+	tb.Helper()
+	d := net.Dialer{Timeout: readTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatalf("dial %s from %s: %v", addr, from, err)
+	}
+	tb.Cleanup(func() { nc.Close() })
+	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+}
+
+// bystanders are two users chatting on native sessions from 127.0.0.1.
+type bystanders struct {
+	a, b *client
+	bid  int64
+	n    int
+}
+
+func newBystanders(t *testing.T, ts *testServer) *bystanders {
+	t.Helper()
+	u1, u2 := newUser(t, ts, "bystander1"), newUser(t, ts, "bystander2")
+	a, _ := u1.native(t, ts)
+	b, _ := u2.native(t, ts)
+	return &bystanders{a: a, b: b, bid: u2.id}
+}
+
+// chat sends one message from a to b and checks that it is acknowledged
+// and arrives.
+func (p *bystanders) chat(t *testing.T) {
+	t.Helper()
+	p.n++
+	text := fmt.Sprintf("still here %d", p.n)
+	p.a.call(6, `{"msgid":6,"to":%d,"msg":%q,"cmid":"by%d"}`, p.bid, text, p.n)
+	p.b.expect(6, "msg", text)
+}
+
+// expectLimited reads a native rate-limit refusal of request req: errno 12,
+// a retry hint, and the reason in errmsg.
+func expectLimited(t *testing.T, c *client, msgid int, kv ...any) obj {
+	t.Helper()
+	o := c.expect(msgid, append([]any{"errno", 12}, kv...)...)
+	if o.int("retry_ms") <= 0 || !strings.Contains(o.str("errmsg"), "try again in") {
+		t.Fatalf("rate-limit reply without a retry hint: %s", o.raw)
+	}
+	return o
+}
+
+// TestStrangerCannotLockOwnerOut: a stranger's wrong passwords lock the
+// account for the stranger's address only; spraying from many addresses
+// locks it only for addresses that never logged in to it; the owner logs
+// in throughout, with the password and with a token.
+func TestStrangerCannotLockOwnerOut(t *testing.T) {
+	ts := startServer(t, limitsOn(func(c *server.Config) {
+		c.LoginFailures = 3
+		c.LoginWindow = time.Hour
+		c.AccountFailRate = server.Rate{N: 5, Per: time.Hour}
+	}))
+	by := newBystanders(t, ts)
+	owner := newUser(t, ts, "owner")
+	// The owner has logged in from home (127.0.0.1) before.
+	home, rep := owner.native(t, ts)
+	token := rep.str("token")
+	home.call(3, `{"msgid":3}`)
+	home, rep = owner.native(t, ts)
+	token = rep.str("token")
+
+	// A stranger guesses from 127.0.0.2 until locked out, and stays out
+	// even with the right password.
+	x := dialFrom(t, ts.addr, "127.0.0.2")
+	for range 3 {
+		x.sendf(`{"msgid":1,"id":%d,"password":"guess"}`, owner.id)
+		x.expect(2, "errno", 1)
+	}
+	x.sendf(`{"msgid":1,"proto":2,"rid":1,"id":%d,"password":%q}`, owner.id, owner.pw)
+	expectLimited(t, x, 2, "rid", 1)
+	by.chat(t)
+
+	// The owner, from home, is not locked out.
+	o := dial(t, ts.addr)
+	o.nativeLogin(owner.id, owner.pw)
+	by.chat(t)
+
+	// Spraying from more addresses reaches the account-wide limit (5):
+	// a fresh address is then refused even with the right password...
+	y := dialFrom(t, ts.addr, "127.0.0.3")
+	for range 2 { // 3 + 2 = 5
+		y.sendf(`{"msgid":1,"id":%d,"password":"guess"}`, owner.id)
+		y.expect(2, "errno", 1)
+	}
+	fresh := dialFrom(t, ts.addr, "127.0.0.5")
+	fresh.sendf(`{"msgid":1,"id":%d,"password":%q}`, owner.id, owner.pw)
+	if o := fresh.expect(2, "errno", 12); !strings.Contains(o.str("errmsg"), "try again in") {
+		t.Fatalf("classic rate-limit reply without the hint in errmsg: %s", o.raw)
+	}
+	// ...but home, where the owner logged in before, still works, and so
+	// does the owner's token from anywhere.
+	o2 := dial(t, ts.addr)
+	o2.classicLogin(owner.id, owner.pw)
+	tk := dialFrom(t, ts.addr, "127.0.0.6")
+	tk.sendf(`{"msgid":1,"proto":2,"rid":1,"token":%q}`, token)
+	tk.expect(2, "rid", 1, "errno", 0, "id", owner.id)
+	by.chat(t)
+	home.ping()
+	if ts.metric(t, "chat_rate_limited_total") < 2 {
+		t.Errorf("chat_rate_limited_total = %v, want the refusals counted", ts.metric(t, "chat_rate_limited_total"))
+	}
+}
+
+// TestRegisterRateLimit: registrations per address.
+func TestRegisterRateLimit(t *testing.T) {
+	ts := startServer(t, limitsOn(func(c *server.Config) {
+		c.RegisterRate = server.Rate{N: 3, Per: time.Hour}
+	}))
+	by := newBystanders(t, ts)
+	x := dialFrom(t, ts.addr, "127.0.0.2")
+	for i := range 3 {
+		x.sendf(`{"msgid":4,"name":"bot%d","password":"p"}`, i)
+		x.expect(5, "errno", 0)
+	}
+	x.sendf(`{"msgid":4,"proto":2,"rid":9,"name":"bot9","password":"p"}`)
+	expectLimited(t, x, 5, "rid", 9)
+	x.sendf(`{"msgid":4,"name":"bot10","password":"p"}`)
+	x.expect(5, "errno", 12) // classic shape: no rid, the hint in errmsg
+	// Another address registers.
+	y := dialFrom(t, ts.addr, "127.0.0.3")
+	y.register("human", "p")
+	by.chat(t)
+}
+
+// TestLoginAddrRateLimit: password logins per address, whatever the
+// accounts (guessing across accounts).
+func TestLoginAddrRateLimit(t *testing.T) {
+	ts := startServer(t, limitsOn(func(c *server.Config) {
+		c.LoginRate = server.Rate{N: 5, Per: time.Hour}
+	}))
+	by := newBystanders(t, ts)
+	x := dialFrom(t, ts.addr, "127.0.0.2")
+	for id := range 5 {
+		x.sendf(`{"msgid":1,"id":%d,"password":"guess"}`, id+1)
+		x.expect(2, "errno", 1)
+	}
+	x.sendf(`{"msgid":1,"proto":2,"rid":3,"id":1,"password":"guess"}`)
+	expectLimited(t, x, 2, "rid", 3)
+	by.chat(t)
+}
+
+// TestMessageRateLimit: a user's messages (burst, then the sustained
+// rate); refused messages are not stored; other users are unaffected.
+func TestMessageRateLimit(t *testing.T) {
+	ts := startServer(t, limitsOn(func(c *server.Config) {
+		c.MsgRate = server.Rate{N: 1, Per: time.Hour}
+		c.MsgBurst = 5
+	}))
+	by := newBystanders(t, ts)
+	spammer, victim := newUser(t, ts, "spammer"), newUser(t, ts, "victim")
+	s, _ := spammer.native(t, ts)
+	v, _ := victim.native(t, ts)
+	for i := range 5 {
+		s.call(6, `{"msgid":6,"to":%d,"msg":"spam %d","cmid":"s%d"}`, victim.id, i, i)
+		v.expect(6, "msg", fmt.Sprintf("spam %d", i))
+	}
+	rid := s.req(`{"msgid":6,"to":%d,"msg":"spam 5","cmid":"s5"}`, victim.id)
+	expectLimited(t, s, 11, "req", 6, "rid", rid)
+	// A classic session of the same user shares the bucket.
+	c, _ := spammer.classic(t, ts)
+	c.sendf(`{"msgid":6,"to":%d,"msg":"classic spam"}`, victim.id)
+	if o := c.expectErr(6, 12); !strings.Contains(o.str("errmsg"), "try again in") {
+		t.Fatalf("classic rate-limit reply without the hint: %s", o.raw)
+	}
+	by.chat(t)
+	v.ping() // nothing past the burst reached the victim
+	if n := ts.metric(t, "chat_messages_accepted_total"); n != 5+1 {
+		t.Errorf("%v messages stored, want 5 from the spammer and 1 from the bystanders", n)
+	}
+}
+
+// TestRequestRateLimit: requests per connection.
+func TestRequestRateLimit(t *testing.T) {
+	ts := startServer(t, limitsOn(func(c *server.Config) {
+		c.ReqRate = server.Rate{N: 1, Per: time.Hour}
+		c.ReqBurst = 10
+	}))
+	by := newBystanders(t, ts) // their requests come out of their own connections' buckets
+	// Before login: classic replies, the hint in errmsg.
+	x := dialFrom(t, ts.addr, "127.0.0.2")
+	for range 10 {
+		x.sendf(`{"msgid":18,"rid":1}`)
+		x.expect(11, "req", 18, "errno", 8) // not logged in, but answered
+	}
+	x.sendf(`{"msgid":18,"rid":2}`)
+	if o := x.expectErr(18, 12); !strings.Contains(o.str("errmsg"), "try again in") {
+		t.Fatalf("rate-limit reply without the hint: %s", o.raw)
+	}
+	// A native session: retry_ms.
+	u := newUser(t, ts, "chatty")
+	n := dialFrom(t, ts.addr, "127.0.0.3")
+	n.nativeLogin(u.id, u.pw)
+	for range 9 {
+		n.call(18, `{"msgid":18}`)
+	}
+	rid := n.req(`{"msgid":18}`)
+	expectLimited(t, n, 11, "req", 18, "rid", rid)
+	by.chat(t)
+}
