@@ -40,7 +40,7 @@ func TestLogoutRevokesToken(t *testing.T) {
 	if e := tokenLogin(t, ts, t2); e != 0 {
 		t.Fatalf("another session's token after a logout: errno %d, want 0", e)
 	}
-	by.chat(t)
+	by.chat()
 }
 
 // TestLogoutAll: LOGOUT_ALL revokes every token of the user and ends every
@@ -68,7 +68,7 @@ func TestLogoutAll(t *testing.T) {
 	if e := tokenLogin(t, ts, r.str("token")); e != 0 {
 		t.Fatalf("a new token after LOGOUT_ALL: errno %d", e)
 	}
-	by.chat(t)
+	by.chat()
 }
 
 // TestTokenExpiry: a token in use slides past its TTL; unused, it expires
@@ -143,7 +143,7 @@ func TestDisplayText(t *testing.T) {
 	rid := c.req(`{"msgid":8,"groupname":"ok group","groupdesc":"two\nlines"}`)
 	c.expect(11, "req", 8, "rid", rid, "errno", 3)
 	c.call(8, `{"msgid":8,"groupname":"  ok group ","groupdesc":"fine"}`)
-	by.chat(t)
+	by.chat()
 }
 
 // TestReadMarkerClamp: a read marker beyond the conversation's last
