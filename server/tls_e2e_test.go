@@ -8,12 +8,17 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	chat "clusterchat/client"
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wsnet"
 	"clusterchat/server"
 )
 
@@ -171,4 +176,80 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("after a failed reload the server presents %v, want %v", got, third)
 		}
 	})
+}
+
+// dialTLSFrom is dialTLS from the loopback address src.
+func dialTLSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *client {
+	tb.Helper()
+	d := &net.Dialer{Timeout: readTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	nc, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: ca.Pool()})
+	if err != nil {
+		tb.Fatalf("tls dial %s from %s: %v", addr, src, err)
+	}
+	tb.Cleanup(func() { nc.Close() })
+	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+}
+
+// dialWSSFrom opens wss://addr/ws from the loopback address src.
+func dialWSSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *client {
+	tb.Helper()
+	d := websocket.Dialer{
+		HandshakeTimeout: readTimeout,
+		TLSClientConfig:  &tls.Config{RootCAs: ca.Pool()},
+		NetDial: func(network, addr string) (net.Conn, error) {
+			return (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).Dial(network, addr)
+		},
+	}
+	ws, _, err := d.Dial("wss://"+addr+"/ws", nil)
+	if err != nil {
+		tb.Fatalf("dial wss %s from %s: %v", addr, src, err)
+	}
+	nc := wsnet.New(ws)
+	tb.Cleanup(func() { nc.Close() })
+	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+}
+
+// TestBehindNginxTLS runs a chatserver behind deploy/nginx/nginx-tls.conf.tmpl:
+// clients speak TLS (chat) and WSS to nginx; nginx sends the PROXY header
+// and X-Forwarded-For, so the server's per-address cap counts each client
+// by its own address across both transports, and logs it; a bystander
+// pair chats through nginx all along.
+func TestBehindNginxTLS(t *testing.T) {
+	ca := testenv.NewCA(t)
+	cert, key := ca.Issue(t, "127.0.0.1")
+	ts := startServer(t, func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} // nginx
+		c.ProxyProtocol = true
+		c.MaxConnsPerAddr = 3
+	})
+	ng := testenv.StartNginxTLS(t, []string{ts.addr}, []string{ts.http}, cert, key)
+
+	// The bystanders, from 127.0.0.1 through nginx: one connection
+	// registers both and stays as the first, so the pair holds two.
+	a := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
+	ua := user{id: a.register("by-a", "pw-by-a"), name: "by-a", pw: "pw-by-a"}
+	ub := user{id: a.register("by-b", "pw-by-b"), name: "by-b", pw: "pw-by-b"}
+	a.classicLogin(ua.id, ua.pw)
+	b := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
+	b.classicLogin(ub.id, ub.pw)
+	by := &bystanders{tb: t, a: a, b: b, ua: ua, ub: ub}
+	by.chat()
+
+	// 127.0.0.2 fills its cap with two chat connections and a WSS one...
+	for range 2 {
+		dialTLSFrom(t, ng.StreamAddr(), "127.0.0.2", ca).ping()
+	}
+	dialWSSFrom(t, ng.HTTPAddr(), "127.0.0.2", ca).ping()
+	by.chat()
+	// ...and is refused on either, with the reply through nginx.
+	expectCut(t, dialTLSFrom(t, ng.StreamAddr(), "127.0.0.2", ca), 12)
+	expectCut(t, dialWSSFrom(t, ng.HTTPAddr(), "127.0.0.2", ca), 12)
+	by.chat()
+	// Another client of the same nginx is not.
+	dialTLSFrom(t, ng.StreamAddr(), "127.0.0.3", ca).ping()
+	dialWSSFrom(t, ng.HTTPAddr(), "127.0.0.3", ca).ping()
+	if !strings.Contains(ts.logs.String(), "remote=127.0.0.2") {
+		t.Errorf("the refusal is not logged with the client's address")
+	}
+	by.chat()
 }

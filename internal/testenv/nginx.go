@@ -37,6 +37,7 @@ type NginxConf struct {
 	HTTPListen      string   // [host:]port of the WebSocket proxy
 	HTTPUpstreams   []string // chatserver -http values
 	NoFile          int      // descriptors per worker; 0: DefaultNoFile()
+	TLSCert, TLSKey string   // PEM files (nginx-tls.conf.tmpl only)
 }
 
 // DefaultNoFile is min(65536, this process's hard descriptor limit), what
@@ -60,7 +61,8 @@ func RenderNginxConf(tmpl string, c NginxConf) string {
 		nofile = DefaultNoFile()
 	}
 	fill := strings.NewReplacer("@STREAM_LISTEN@", c.StreamListen, "@HTTP_LISTEN@", c.HTTPListen,
-		"@NOFILE@", strconv.Itoa(nofile), "@CONNECTIONS@", strconv.Itoa(min(20000, nofile)))
+		"@NOFILE@", strconv.Itoa(nofile), "@CONNECTIONS@", strconv.Itoa(min(20000, nofile)),
+		"@TLS_CERT@", c.TLSCert, "@TLS_KEY@", c.TLSKey)
 	header, skip := true, ""
 	for line := range strings.Lines(tmpl) {
 		line = strings.TrimSuffix(line, "\n")
@@ -111,6 +113,23 @@ func RenderNginxConf(tmpl string, c NginxConf) string {
 // ends, logging its error log if the test failed.
 func StartNginx(tb testing.TB, streamUpstreams, httpUpstreams []string) *Nginx {
 	tb.Helper()
+	return startNginx(tb, "nginx.conf.tmpl", NginxConf{StreamUpstreams: streamUpstreams, HTTPUpstreams: httpUpstreams})
+}
+
+// StartNginxTLS is StartNginx with deploy/nginx/nginx-tls.conf.tmpl: nginx
+// terminates TLS on both proxies with certFile and keyFile, and sends a
+// PROXY protocol header on every upstream TCP connection (its chatservers
+// run with -trusted-proxies 127.0.0.1 -proxy-protocol).
+func StartNginxTLS(tb testing.TB, streamUpstreams, httpUpstreams []string, certFile, keyFile string) *Nginx {
+	tb.Helper()
+	return startNginx(tb, "nginx-tls.conf.tmpl", NginxConf{StreamUpstreams: streamUpstreams, HTTPUpstreams: httpUpstreams, TLSCert: certFile, TLSKey: keyFile})
+}
+
+// startNginx runs deploy/nginx/TEMPLATE rendered with conf; the listen
+// addresses and the user are filled in here.
+func startNginx(tb testing.TB, template string, conf NginxConf) *Nginx {
+	tb.Helper()
+	streamUpstreams, httpUpstreams := conf.StreamUpstreams, conf.HTTPUpstreams
 	if len(streamUpstreams) == 0 && len(httpUpstreams) == 0 {
 		tb.Fatal("testenv: StartNginx needs stream or http upstreams")
 	}
@@ -121,7 +140,7 @@ func StartNginx(tb testing.TB, streamUpstreams, httpUpstreams []string) *Nginx {
 			tb.Fatalf("testenv: %s missing; install Debian package \"libnginx-mod-stream\" (make deps does)", module)
 		}
 	}
-	tmpl, err := os.ReadFile(filepath.Join(ModuleRoot(tb), "deploy", "nginx", "nginx.conf.tmpl"))
+	tmpl, err := os.ReadFile(filepath.Join(ModuleRoot(tb), "deploy", "nginx", template))
 	if err != nil {
 		tb.Fatalf("testenv: nginx template: %v", err)
 	}
@@ -131,13 +150,13 @@ func StartNginx(tb testing.TB, streamUpstreams, httpUpstreams []string) *Nginx {
 	if os.Geteuid() == 0 {
 		user = "root"
 	}
+	conf.User = user
 
 	// A free port can be taken between FreePort and nginx's bind; try again
 	// with new ports rather than fail the test on that race.
 	var lastErr error
 	for range 3 {
 		n := &Nginx{dir: tb.TempDir(), done: make(chan struct{})}
-		conf := NginxConf{User: user, StreamUpstreams: streamUpstreams, HTTPUpstreams: httpUpstreams}
 		if len(streamUpstreams) > 0 {
 			n.streamAddr = Addr(FreePort(tb))
 			conf.StreamListen = n.streamAddr

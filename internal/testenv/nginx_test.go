@@ -168,6 +168,7 @@ func TestNginxConfInSync(t *testing.T) {
 		{"--user", "www-data", "--stream-listen", "8000", "--stream", "127.0.0.1:6000,127.0.0.1:6002", "--http-listen", "8088", "--http", "127.0.0.1:8080,127.0.0.1:8082"},
 		{"--stream-listen", "127.0.0.1:9000", "--stream", "127.0.0.1:6000", "--nofile", "1024"},
 		{"--http-listen", "127.0.0.1:9001", "--http", "127.0.0.1:8080,127.0.0.1:8082,127.0.0.1:8084"},
+		{"--stream-listen", "8443", "--stream", "10.0.0.1:6000", "--http-listen", "443", "--http", "10.0.0.1:8080", "--tls-cert", "/etc/chat/cert.pem", "--tls-key", "/etc/chat/key.pem"},
 	} {
 		out, err := exec.Command(bash, append([]string{filepath.Join(root, "scripts", "nginx-conf")}, args...)...).Output()
 		if err != nil {
@@ -188,9 +189,21 @@ func TestNginxConfInSync(t *testing.T) {
 				c.HTTPUpstreams = strings.Split(v, ",")
 			case "--nofile":
 				c.NoFile, _ = strconv.Atoi(v)
+			case "--tls-cert":
+				c.TLSCert = v
+			case "--tls-key":
+				c.TLSKey = v
 			}
 		}
-		if got, want := body(string(out)), body(RenderNginxConf(string(tmpl), c)); got != want {
+		which := string(tmpl)
+		if c.TLSCert != "" {
+			tls, err := os.ReadFile(filepath.Join(root, "deploy", "nginx", "nginx-tls.conf.tmpl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			which = string(tls)
+		}
+		if got, want := body(string(out)), body(RenderNginxConf(which, c)); got != want {
 			t.Errorf("scripts/nginx-conf %v and RenderNginxConf differ:\n--- bash\n%s\n--- go\n%s", args, got, want)
 		}
 	}
