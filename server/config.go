@@ -115,6 +115,11 @@ type Config struct {
 	TokenTTL time.Duration
 	// TokenSweep is how often expired tokens are deleted. Default 1 hour.
 	TokenSweep time.Duration
+
+	// The HTTP listener's timeouts (httpedge.go): to read a request's
+	// headers (default 10 s), a whole request (30 s), to write a response
+	// (30 s). A WebSocket, once upgraded, is not subject to them.
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -191,6 +196,9 @@ func (c *Config) setDefaults() {
 	setDefault(&c.IdleTimeout, 3*time.Minute)
 	setDefault(&c.MaxConnsPerAddr, 100)
 	setDefault(&c.MaxPrelogin, 1000)
+	setDefault(&c.HTTPReadHeaderTimeout, 10*time.Second)
+	setDefault(&c.HTTPReadTimeout, 30*time.Second)
+	setDefault(&c.HTTPWriteTimeout, 30*time.Second)
 }
 
 // setDefault gives a zero limit its default; a negative one stays (off).

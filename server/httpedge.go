@@ -9,24 +9,22 @@ import (
 )
 
 // Limits of the HTTP listener (/healthz, /readyz, /metrics and WebSocket
-// upgrades). None of its requests has a body, and a hijacked WebSocket
-// connection is not subject to them: gorilla/websocket clears the
+// upgrades), besides Config's timeouts (slow headers, a whole request, a
+// whole response). None of its requests has a body, and a hijacked
+// WebSocket connection is not subject to them: gorilla/websocket clears the
 // deadlines net/http set before it hands the connection over, and the
 // session's own deadlines (limits.go) apply from there.
 const (
-	httpReadHeaderTimeout = 10 * time.Second  // slow headers (slowloris)
-	httpReadTimeout       = 30 * time.Second  // a whole request
-	httpWriteTimeout      = 30 * time.Second  // a whole response (a /metrics scrape)
-	httpIdleTimeout       = 120 * time.Second // a keep-alive connection between requests
-	httpMaxHeaderBytes    = 16 << 10          // request line and headers
+	httpIdleTimeout    = 120 * time.Second // a keep-alive connection between requests
+	httpMaxHeaderBytes = 16 << 10          // request line and headers
 )
 
 func (s *Server) newHTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s.httpHandler(),
-		ReadHeaderTimeout: httpReadHeaderTimeout,
-		ReadTimeout:       httpReadTimeout,
-		WriteTimeout:      httpWriteTimeout,
+		ReadHeaderTimeout: s.cfg.HTTPReadHeaderTimeout,
+		ReadTimeout:       s.cfg.HTTPReadTimeout,
+		WriteTimeout:      s.cfg.HTTPWriteTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    httpMaxHeaderBytes,
 		// TLS handshake failures and the like: a scanner's noise, not

@@ -435,3 +435,39 @@ func TestConnsPerAddrWebSocket(t *testing.T) {
 	}
 	by.chat()
 }
+
+// TestHTTPLimits: the HTTP listener refuses oversized headers and drops a
+// request whose headers trickle in, while a WebSocket session, long-lived
+// by nature, outlives the read and write timeouts (they end at the upgrade).
+func TestHTTPLimits(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ts := startServer(t, func(c *server.Config) {
+		c.HTTPReadHeaderTimeout, c.HTTPReadTimeout, c.HTTPWriteTimeout = timeout, timeout, timeout
+	})
+	alice, bob := newUser(t, ts, "alice"), newUser(t, ts, "bob")
+	ws, _ := alice.wsNative(t, ts)
+	tcp, _ := bob.native(t, ts)
+
+	t.Run("headers over 16 KiB", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", "http://"+ts.http+"/healthz", nil)
+		req.Header.Set("X-Junk", strings.Repeat("j", 20<<10))
+		resp, err := (&http.Client{Timeout: readTimeout}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("status %s, want 431", resp.Status)
+		}
+	})
+	t.Run("headers never finished", func(t *testing.T) {
+		c := dial(t, ts.http)
+		c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+		c.expectClosed()
+	})
+	time.Sleep(3 * timeout) // not waiting for a condition: time must pass to show what is NOT cut
+	ws.call(6, `{"msgid":6,"to":%d,"msg":"still here","cmid":"w1"}`, bob.id)
+	tcp.expect(6, "msg", "still here")
+	tcp.call(6, `{"msgid":6,"to":%d,"msg":"and back","cmid":"t1"}`, alice.id)
+	ws.expect(6, "msg", "and back")
+}

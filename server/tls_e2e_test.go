@@ -251,5 +251,17 @@ func TestBehindNginxTLS(t *testing.T) {
 	if !strings.Contains(ts.logs.String(), "remote=127.0.0.2") {
 		t.Errorf("the refusal is not logged with the client's address")
 	}
+	// The operator's endpoints are not served to the internet.
+	hc := &http.Client{Timeout: readTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	for path, want := range map[string]int{"/healthz": http.StatusOK, "/metrics": http.StatusForbidden, "/debug/pprof/": http.StatusForbidden} {
+		resp, err := hc.Get("https://" + ng.HTTPAddr() + path)
+		if err != nil {
+			t.Fatalf("GET %s through nginx: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s through nginx: %s, want %d", path, resp.Status, want)
+		}
+	}
 	by.chat()
 }
