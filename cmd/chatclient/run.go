@@ -131,7 +131,7 @@ func (a *app) printf(format string, args ...any) {
 }
 
 func (a *app) fail(err error) {
-	a.printf("error: %s\n", clusterchat.ErrorMessage(err))
+	a.printf("error: %s\n", safe(clusterchat.ErrorMessage(err)))
 }
 
 func (a *app) menu(ctx context.Context, read func() (string, bool)) error {
@@ -201,31 +201,31 @@ func (a *app) login(ctx context.Context, id int64, pw string) bool {
 	}
 	a.mu.Lock()
 	a.uid = info.ID
-	a.users = map[int64]string{info.ID: info.Name}
+	a.users = map[int64]string{info.ID: safe(info.Name)}
 	a.groups = map[int64]string{}
 	for _, f := range info.Friends {
-		a.users[f.ID] = f.Name
+		a.users[f.ID] = safe(f.Name)
 	}
 	for _, g := range info.Groups {
-		a.groups[g.ID] = g.Name
+		a.groups[g.ID] = safe(g.Name)
 		for _, m := range g.Members {
-			a.users[m.ID] = m.Name
+			a.users[m.ID] = safe(m.Name)
 		}
 	}
 	a.mu.Unlock()
 
 	w := a.out
 	fmt.Fprintf(w, "======================login user======================\n")
-	fmt.Fprintf(w, "current login user => id:%d name:%s\n", info.ID, info.Name)
+	fmt.Fprintf(w, "current login user => id:%d name:%s\n", info.ID, safe(info.Name))
 	fmt.Fprintf(w, "----------------------friend list---------------------\n")
 	for _, f := range info.Friends {
-		fmt.Fprintf(w, "%d %s %s\n", f.ID, f.Name, f.State)
+		fmt.Fprintf(w, "%d %s %s\n", f.ID, safe(f.Name), safe(string(f.State)))
 	}
 	fmt.Fprintf(w, "----------------------group list----------------------\n")
 	for _, g := range info.Groups {
-		fmt.Fprintf(w, "%d %s %s\n", g.ID, g.Name, g.Desc)
+		fmt.Fprintf(w, "%d %s %s\n", g.ID, safe(g.Name), safe(g.Desc))
 		for _, m := range g.Members {
-			fmt.Fprintf(w, "    %d %s %s %s\n", m.ID, m.Name, m.State, m.Role)
+			fmt.Fprintf(w, "    %d %s %s %s\n", m.ID, safe(m.Name), safe(string(m.State)), safe(m.Role))
 		}
 	}
 	unread := 0
@@ -298,7 +298,7 @@ func (a *app) command(ctx context.Context, cmd, rest string) bool {
 			return false
 		}
 		a.learnUser(f.ID, f.Name)
-		a.printf("* %s(%d) is now your friend (%s)\n", f.Name, f.ID, f.State)
+		a.printf("* %s(%d) is now your friend (%s)\n", safe(f.Name), f.ID, safe(string(f.State)))
 	case "creategroup":
 		name, desc, _ := strings.Cut(rest, ":")
 		if name == "" {
@@ -392,7 +392,7 @@ func (a *app) learnUser(id int64, name string) {
 		return
 	}
 	a.mu.Lock()
-	a.users[id] = name
+	a.users[id] = safe(name)
 	a.mu.Unlock()
 }
 
@@ -442,9 +442,9 @@ func (a *app) formatMessage(m *clusterchat.Message) string {
 	own := m.From == a.uid
 	a.mu.Unlock()
 	if own && m.GroupID == 0 {
-		return fmt.Sprintf("[%s] %s(%d) -> %s: %s\n", when, m.FromName, m.From, a.convLabel(m.Conv), m.Body)
+		return fmt.Sprintf("[%s] %s(%d) -> %s: %s\n", safe(when), safe(m.FromName), m.From, a.convLabel(m.Conv), safeBody(m.Body))
 	}
-	return fmt.Sprintf("%s[%s] %s(%d): %s\n", prefix, when, m.FromName, m.From, m.Body)
+	return fmt.Sprintf("%s[%s] %s(%d): %s\n", prefix, safe(when), safe(m.FromName), m.From, safeBody(m.Body))
 }
 
 // printEvents prints what the server sends until the client closes.
@@ -466,13 +466,13 @@ func (a *app) printEvents(ctx context.Context) {
 			}
 			cancel()
 		case client.EventPresence:
-			a.printf("* %s is %s\n", a.userLabel(e.UserID), e.State)
+			a.printf("* %s is %s\n", a.userLabel(e.UserID), safe(string(e.State)))
 		case client.EventFriendAdded:
 			a.learnUser(e.UserID, e.Name)
-			a.printf("* %s(%d) is now your friend (%s)\n", e.Name, e.UserID, e.State)
+			a.printf("* %s(%d) is now your friend (%s)\n", safe(e.Name), e.UserID, safe(string(e.State)))
 		case client.EventGroupJoined:
 			a.learnUser(e.UserID, e.Name)
-			a.printf("* %s(%d) joined group %d\n", e.Name, e.UserID, e.GroupID)
+			a.printf("* %s(%d) joined group %d\n", safe(e.Name), e.UserID, e.GroupID)
 		case client.EventDisconnected:
 			a.printf("* connection lost, reconnecting...\n")
 		case client.EventReconnected:
