@@ -517,6 +517,19 @@ func (c *Client) Logout(ctx context.Context) error {
 	return nil
 }
 
+// LogoutAll logs the user out everywhere: every session token is revoked
+// and every other session, on every server, ends (they get a RECONNECT
+// with reason "revoked"); this one is logged out like with Logout.
+func (c *Client) LogoutAll(ctx context.Context) error {
+	if _, err := c.request(ctx, &proto.LogoutAllReq{}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.uid, c.name, c.token = 0, "", ""
+	c.mu.Unlock()
+	return nil
+}
+
 // Ack is the server's acknowledgement of a sent message: it is committed.
 type Ack struct {
 	MID   int64     // the message id in the store
@@ -531,7 +544,9 @@ type Ack struct {
 // Send sends text to user to and returns once the server committed it.
 // Timeouts, "unavailable" replies and (with Options.Reconnect) connection
 // losses are retried with the same cmid until ctx ends, so the message is
-// stored at most once; give ctx a deadline.
+// stored at most once; give ctx a deadline. A rate-limit refusal (errno
+// 12) is retried after the server's hint while ctx allows, and returned
+// when it does not.
 func (c *Client) Send(ctx context.Context, to int64, text string) (*Ack, error) {
 	return c.send(ctx, &proto.ChatReq{To: to, Msg: text})
 }
@@ -551,6 +566,17 @@ func (c *Client) send(ctx context.Context, req *proto.ChatReq) (*Ack, error) {
 		f, err = c.request(ctx, req)
 		if err == nil {
 			break
+		}
+		if wait := clusterchat.RetryAfter(err); wait > 0 && ctx.Err() == nil {
+			// Rate limited (errno 12): the server says when; the same
+			// cmid then, so the message is still stored at most once.
+			if !c.sleep(ctx, wait) {
+				if ctx.Err() != nil {
+					return nil, err
+				}
+				return nil, ErrClosed
+			}
+			continue
 		}
 		if !retryable(err) || err == errNoConn || ctx.Err() != nil {
 			return nil, err
@@ -666,6 +692,14 @@ func (c *Client) onFrame(cn *conn, f *proto.Frame) {
 		c.events.push(Event{Kind: EventRead, Conv: f.Conv, Seq: f.Seq})
 	case proto.Reconnect:
 		c.events.push(Event{Kind: EventReconnect, Reason: f.Reason})
+		if f.Reason == proto.ReasonRevoked {
+			// The user logged out everywhere or changed the password: the
+			// token is dead, so the reconnect (the server closes this
+			// connection) comes back logged out, as after a refused token.
+			c.mu.Lock()
+			c.token, c.uid = "", 0
+			c.mu.Unlock()
+		}
 		if f.Reason == proto.ReasonResync {
 			c.mu.Lock()
 			for conv := range c.convs {

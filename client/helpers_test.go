@@ -24,6 +24,7 @@ type testServer struct {
 	t     *testing.T
 	store *sqlite.Store
 	addr  string
+	edit  func(*server.Config) // changes to the test configuration, if any
 
 	mu  sync.Mutex
 	srv *server.Server
@@ -33,11 +34,18 @@ type testServer struct {
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with changes to the configuration (rate
+// limits are off unless edit turns them on).
+func startServerWith(t *testing.T, edit func(*server.Config)) *testServer {
+	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "chat.db"), nil)
 	if err != nil {
 		t.Fatalf("sqlite: %v", err)
 	}
-	ts := &testServer{t: t, store: st, addr: "127.0.0.1:0"}
+	ts := &testServer{t: t, store: st, addr: "127.0.0.1:0", edit: edit}
 	ts.start()
 	t.Cleanup(func() {
 		ts.stop()
@@ -49,7 +57,11 @@ func startServer(t *testing.T) *testServer {
 // start opens a server on ts.addr (the same port again after stop).
 func (ts *testServer) start() {
 	ts.t.Helper()
-	srv := server.New(server.Config{Addr: ts.addr, BcryptCost: 4, RateLimitsOff: true}, slog.New(slog.DiscardHandler))
+	cfg := server.Config{Addr: ts.addr, BcryptCost: 4, RateLimitsOff: true}
+	if ts.edit != nil {
+		ts.edit(&cfg)
+	}
+	srv := server.New(cfg, slog.New(slog.DiscardHandler))
 	srv.Store = ts.store
 	brk := inmem.NewBroker(srv)
 	srv.Broker = brk
