@@ -104,10 +104,14 @@ func testClassicOneToOne(t *testing.T, c *cluster) {
 			ua, ub := c.newUser(t, aAddr), c.newUser(t, bAddr)
 			ra, _ := classicAt(t, aAddr, ua)
 			rb, _ := classicAt(t, bAddr, ub)
-			// The classic client's own fields, spoofed sender included: the
-			// server must stamp the session's user.
+			// The classic client's own fields, spoofed sender and time
+			// included: the server must stamp the session's user and its
+			// own time.
 			ra.sendf(`{"msgid":6,"id":999999,"name":"mallory","to":%d,"msg":"hello b: from a","time":"2024-01-02 03:04:05"}`, ub.id)
-			o := rb.expect(6, "id", ua.id, "name", ua.name, "to", ub.id, "msg", "hello b: from a", "time", "2024-01-02 03:04:05")
+			o := rb.expect(6, "id", ua.id, "name", ua.name, "to", ub.id, "msg", "hello b: from a")
+			if tm := o.str("time"); len(tm) != len(clusterchat.TimeFormat) || strings.HasPrefix(tm, "2024") {
+				t.Errorf("classic chat time %q: want the server's stamp, not the client's", tm)
+			}
 			if got := keys(o); !slices.Equal(got, classicChatKeys) {
 				t.Errorf("classic chat fields %v, want %v: %s", got, classicChatKeys, o.raw)
 			}
