@@ -33,6 +33,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -87,6 +88,14 @@ type Store struct {
 	kbuf    []byte
 	vbuf    []byte
 	kbuf2   []byte
+
+	opts *pdb.Options // for reopening after a failed write
+
+	// broken is set when a write to the WAL failed (a full or failing
+	// disk): see markBroken. Every call is refused with EUNAVAILABLE until
+	// recoverLoop has reopened the database.
+	broken     atomic.Bool
+	recovering sync.WaitGroup
 
 	dirty     chan struct{} // a commit awaits the periodic fsync (capacity 1)
 	closeOnce sync.Once
@@ -164,6 +173,7 @@ func OpenOptions(dir string, logger *slog.Logger, o Options) (*Store, error) {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		opts.Levels[i].FilterType = pdb.TableFilter
 	}
+	s.opts = opts
 	db, err := pdb.Open(dir, opts)
 	if err != nil {
 		return nil, s.fail("open "+dir, err)
@@ -249,12 +259,19 @@ func (s *Store) syncer(interval time.Duration) {
 		default:
 			continue
 		}
+		if s.broken.Load() {
+			continue // reopening replays the WAL; nothing to sync
+		}
 		if err := s.enter(); err != nil {
-			return
+			if s.closedNow() {
+				return
+			}
+			continue
 		}
 		s.fs.requestFsync()
 		if err := s.db.LogData(nil, pdb.Sync); err != nil {
 			s.logger.Error("periodic WAL sync failed", "err", err)
+			s.markBroken(err)
 		}
 		s.leave()
 	}
@@ -266,9 +283,22 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.done
+		// A reopen may wait for disk space indefinitely (Pebble's Open): a
+		// shutdown does not wait for it longer than this; if it completes
+		// later, it closes what it opened.
+		recovered := make(chan struct{})
+		go func() { s.recovering.Wait(); close(recovered) }()
+		select {
+		case <-recovered:
+		case <-time.After(10 * time.Second):
+			s.logger.Warn("closing while the database is still being reopened")
+		}
 		s.life.Lock()
 		defer s.life.Unlock()
 		s.closed = true
+		if s.db == nil {
+			return // broken, and not reopened
+		}
 		// The unsynced tail of the WAL is in the kernel already; an fsync
 		// here makes a clean shutdown durable against power loss too.
 		s.fs.requestFsync()
@@ -290,6 +320,106 @@ func (s *Store) enter() error {
 		s.life.RUnlock()
 		return clusterchat.Errorf(clusterchat.EUNAVAILABLE, "store closed")
 	}
+	if s.broken.Load() {
+		s.life.RUnlock()
+		return errBroken
+	}
+	return nil
+}
+
+// closedNow tells whether Close has begun.
+func (s *Store) closedNow() bool {
+	select {
+	case <-s.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// errBroken refuses calls while the database is reopened after a failed
+// write.
+var errBroken = clusterchat.Errorf(clusterchat.EUNAVAILABLE, "store unavailable: a disk write failed; recovering")
+
+// markBroken takes the database out of service after a failed WAL write
+// and starts recoverLoop. Pebble cannot go on from such a failure: its WAL
+// writer keeps the error and drops everything after it, and the failed
+// batch is applied to the memtable all the same (readable, though its
+// caller was told it failed, and its seqs and ids would be handed out
+// again). Reopening replays the WAL as it is on disk: every commit that
+// returned success, nothing of the failed one. The caller holds a read lock
+// of life (enter).
+func (s *Store) markBroken(err error) {
+	if !s.broken.CompareAndSwap(false, true) {
+		return
+	}
+	s.logger.Error("a database write failed; refusing calls until it is reopened", "err", err)
+	s.recovering.Add(1)
+	go s.recoverLoop()
+}
+
+// recoverLoop reopens the database with backoff until it works (the disk
+// has room again) or the Store is closed.
+func (s *Store) recoverLoop() {
+	defer s.recovering.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		}
+		if err := s.reopen(); err != nil {
+			s.logger.Warn("reopening the database failed; will retry", "err", err, "retry_in", delay)
+			t.Reset(delay)
+			continue
+		}
+		s.logger.Info("database reopened after a failed write")
+		return
+	}
+}
+
+// reopen closes the broken database and opens it again, reloading the
+// in-memory counters from what is on disk. Pebble's Open replays the WAL
+// and flushes it, which waits for room on the disk: it runs without the
+// locks, so that calls meanwhile are refused at once (broken) instead of
+// waiting, and Close need not wait for it (see Close).
+func (s *Store) reopen() error {
+	s.life.Lock()
+	if s.closed {
+		s.life.Unlock()
+		return nil
+	}
+	if s.db != nil {
+		// It may fail (it flushes through the broken WAL writer): the data
+		// that counts is on disk already.
+		if err := s.db.Close(); err != nil {
+			s.logger.Warn("closing the broken database", "err", err)
+		}
+		s.db = nil
+	}
+	s.life.Unlock()
+
+	db, err := pdb.Open(s.dir, s.opts)
+	if err != nil {
+		return err
+	}
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return db.Close()
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.db = db
+	s.seqs = make(map[string]int64)
+	if err := s.load(); err != nil {
+		db.Close()
+		s.db = nil
+		return err
+	}
+	s.broken.Store(false)
 	return nil
 }
 
@@ -377,9 +507,25 @@ func (s *Store) write(ctx context.Context, op string, fn func(b *pdb.Batch) (aft
 // commit commits b durably against a process crash: pdb.Sync, so that the
 // WAL writer hands the record to the kernel before returning (walFS decides
 // whether that includes an fsync). The caller holds wmu.
-func (s *Store) commit(b *pdb.Batch) error {
+//
+// A failed WAL write makes Pebble call Fatalf ("fatal commit error"): the
+// database is done for, but not the process. That panic is caught here and
+// the database reopened (markBroken); the process keeps serving reads of
+// nothing and refusing writes with EUNAVAILABLE meanwhile.
+func (s *Store) commit(b *pdb.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(fatalPanic)
+			if !ok {
+				panic(r)
+			}
+			s.markBroken(f)
+			err = errBroken
+		}
+	}()
 	if err := b.Commit(pdb.Sync); err != nil {
-		return err
+		s.markBroken(err)
+		return errBroken
 	}
 	if !s.fs.syncAll {
 		select {
@@ -1132,5 +1278,12 @@ func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(fmt.Sprintf
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "fatal", true)
-	panic("pebble: " + msg)
+	panic(fatalPanic("pebble: " + msg))
 }
+
+// fatalPanic is what Fatalf panics with, so that commit can tell Pebble's
+// "fatal commit error" (a failed WAL write, on the committing goroutine)
+// from any other panic.
+type fatalPanic string
+
+func (f fatalPanic) Error() string { return string(f) }

@@ -223,3 +223,11 @@ func killChild(dir string) {
 	}
 	os.Exit(3)
 }
+
+// TestDiskFull: a full disk refuses appends with EUNAVAILABLE and loses
+// nothing acknowledged; the store reopens itself once there is room.
+func TestDiskFull(t *testing.T) {
+	storetest.DiskFull(t, func(dir string) (clusterchat.Store, error) {
+		return pebble.Open(dir, nil)
+	})
+}

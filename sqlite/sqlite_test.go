@@ -77,3 +77,11 @@ func TestMigrateFromPrevious(t *testing.T) {
 	defer s.Close()
 	storetest.CheckMigrated(t, s)
 }
+
+// TestDiskFull: a full disk refuses appends with EUNAVAILABLE and loses
+// nothing acknowledged; the store works again once there is room.
+func TestDiskFull(t *testing.T) {
+	storetest.DiskFull(t, func(dir string) (clusterchat.Store, error) {
+		return sqlite.Open(filepath.Join(dir, "chat.db"), nil)
+	})
+}
