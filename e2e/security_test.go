@@ -7,18 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"clusterchat/internal/testenv"
 )
 
-// dialRawFrom connects to addr from the loopback address src (all of
-// 127/8 is loopback on Linux), so per-address limits see another client.
+// dialRawFrom connects to addr from the loopback address src, so
+// per-address limits see another client.
 func dialRawFrom(tb testing.TB, addr, src string) *raw {
 	tb.Helper()
-	d := net.Dialer{Timeout: readTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-	nc, err := d.Dial("tcp", addr)
-	if err != nil {
-		tb.Fatalf("dial %s from %s: %v", addr, src, err)
-	}
-	tb.Cleanup(func() { nc.Close() })
+	nc := testenv.DialFrom(tb, addr, src, readTimeout)
 	return &raw{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 64<<10)}
 }
 

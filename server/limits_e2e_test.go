@@ -60,12 +60,7 @@ func (p *bystanders) chat() {
 // all loopback on Linux), so per-address limits see another client.
 func dialFrom(tb testing.TB, addr, src string) *client {
 	tb.Helper()
-	d := net.Dialer{Timeout: readTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-	nc, err := d.Dial("tcp", addr)
-	if err != nil {
-		tb.Fatalf("dial %s from %s: %v", addr, src, err)
-	}
-	tb.Cleanup(func() { nc.Close() })
+	nc := testenv.DialFrom(tb, addr, src, readTimeout)
 	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
 }
 
