@@ -38,6 +38,21 @@ type OfflineNotifier interface {
 	OnOffline(f func(uids []int64))
 }
 
+// RecoveringPresence is a Presence that can lose this server's sessions
+// while the server is cut off from the shared state, and puts them back when
+// it is reachable again (redis: an outage longer than the TTL; meanwhile
+// another server may have reaped this one and told friends "offline"). f is
+// told, from the presence's own goroutine, of this server's users who were
+// offline to everyone and are live again, so their friends can be told
+// "online": presence recovers to the truth. It must not block; a user may
+// be reported although nobody was told "offline" (a repeated "online" is
+// harmless). Implementation: redis.Presence.
+type RecoveringPresence interface {
+	Presence
+	// OnRecovered sets f, replacing any earlier one.
+	OnRecovered(f func(uids []int64))
+}
+
 // ReadyPresence is a Presence that depends on a connection: Ready reports
 // whether it works now (for /readyz). A Presence without it is always
 // ready. Implementation: redis.Presence.

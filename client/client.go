@@ -604,7 +604,10 @@ func (c *Client) send(ctx context.Context, req *proto.ChatReq) (*Ack, error) {
 	return ack, nil
 }
 
-// AddFriend makes user id a friend (both ways) and returns it.
+// AddFriend is the classic ADD_FRIEND: on a server with -friends open it
+// makes id a friend (both ways) at once; by default it asks id (as
+// RequestFriend) and the returned Friend's State is empty until id accepts
+// or adds back.
 func (c *Client) AddFriend(ctx context.Context, id int64) (*Friend, error) {
 	f, err := c.request(ctx, &proto.AddFriendReq{FriendID: id})
 	if err != nil {
@@ -715,6 +718,8 @@ func (c *Client) onFrame(cn *conn, f *proto.Frame) {
 		if err := f.Err(); err != nil {
 			c.events.push(Event{Kind: EventError, Err: err})
 		}
+	case proto.FriendEvent, proto.GroupEvent, proto.UserEvent:
+		c.onSocial(f)
 	}
 }
 

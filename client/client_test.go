@@ -47,12 +47,20 @@ func TestChatFriendsGroupsHistory(t *testing.T) {
 	bob, bcol, bid := user(t, ts.addr, "bob", Options{})
 	ctx := ctxT(t)
 
+	// Friendship by consent: alice's add is a request, bob's add back makes
+	// them friends.
 	f, err := alice.AddFriend(ctx, bid)
-	if err != nil || f.ID != bid || f.Name != "bob" || f.State != "online" {
+	if err != nil || f.ID != bid || f.Name != "bob" || f.State != "" {
 		t.Fatalf("AddFriend = %+v, %v", f, err)
 	}
-	testenv.WaitFor(t, waitTime, "bob's friend-added event", func() bool {
-		return bcol.has(func(e Event) bool { return e.Kind == EventFriendAdded && e.UserID == aid && e.Name == "alice" })
+	testenv.WaitFor(t, waitTime, "bob's friend-request event", func() bool {
+		return bcol.has(func(e Event) bool { return e.Kind == EventFriend && e.Action == proto.EvRequest && e.UserID == aid })
+	})
+	if f, err = bob.AddFriend(ctx, aid); err != nil || f.ID != aid || f.State != "online" {
+		t.Fatalf("AddFriend back = %+v, %v", f, err)
+	}
+	testenv.WaitFor(t, waitTime, "alice's friend-added event", func() bool {
+		return acol.has(func(e Event) bool { return e.Kind == EventFriendAdded && e.UserID == bid && e.Name == "bob" })
 	})
 
 	conv := clusterchat.DirectConv(aid, bid)

@@ -38,12 +38,23 @@ const (
 	// EventError: something failed outside any call (Err), e.g. a SYNC of
 	// Conv the server refused, or an error reply the server sent unasked.
 	EventError
+	// EventFriend: Action (proto.EvRequest, EvRequested, EvDeclined,
+	// EvCanceled, EvRemoved, EvBlocked, EvUnblocked) concerning UserID (Name).
+	EventFriend
+	// EventGroup: Action (proto.EvInvited, EvAsked, EvLeft, EvRemoved,
+	// EvRole with Role, EvUpdated with Group, EvDeleted, EvWithdrawn) in
+	// GroupID, concerning UserID (Name).
+	EventGroup
+	// EventRenamed: UserID (a friend, or the user on another session) is
+	// now called Name.
+	EventRenamed
 )
 
 var kindNames = map[EventKind]string{
 	EventMessage: "message", EventPresence: "presence", EventFriendAdded: "friend-added",
 	EventGroupJoined: "group-joined", EventRead: "read", EventReconnect: "reconnect",
 	EventDisconnected: "disconnected", EventReconnected: "reconnected", EventError: "error",
+	EventFriend: "friend", EventGroup: "group", EventRenamed: "renamed",
 }
 
 // String names the kind, for logs.
@@ -68,6 +79,9 @@ type Event struct {
 	Seq     int64                // read
 	Reason  string               // reconnect
 	Err     error                // disconnected, error
+	Action  string               // friend, group: what happened
+	Role    string               // group (role)
+	Group   *GroupInfo           // group (updated: the new settings; invited: Name)
 }
 
 // eventQueue decouples the read goroutine from the application: pushing

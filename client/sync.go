@@ -150,6 +150,19 @@ func (c *Client) syncLoop(conv string, st *convState) {
 			return
 		}
 		before := st.cursor
+		if f.From > st.cursor {
+			// The user's view starts there (a group joined later): the
+			// messages up to it will never come.
+			st.cursor = f.From
+			for seq := range st.held {
+				if seq <= st.cursor {
+					delete(st.held, seq)
+				}
+			}
+			if h, ok := st.held[st.cursor+1]; ok {
+				c.apply(conv, st, h.m, h.sent)
+			}
+		}
 		for i := range f.Msgs {
 			m := f.Msgs[i].Message()
 			if m.Conv == "" {

@@ -466,11 +466,7 @@ func testPresence(t *testing.T, c *cluster) {
 	s := c.servers
 	a, b, cu := c.newUser(t, s[0].Addr()), c.newUser(t, s[0].Addr()), c.newUser(t, s[0].Addr())
 	an := nativeAt(t, s[0].Addr(), a, client.Options{})
-	for _, f := range []user{b, cu} {
-		if _, err := an.AddFriend(ctx(t), f.id); err != nil {
-			t.Fatalf("add friend: %v", err)
-		}
-	}
+	befriend(t, s[0].Addr(), an, b, cu)
 	isPresence := func(id int64, state proto.State) func(client.Event) bool {
 		return func(e client.Event) bool {
 			return e.Kind == client.EventPresence && e.UserID == id && e.State == state

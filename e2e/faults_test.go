@@ -25,11 +25,7 @@ func testKillServer(t *testing.T, c *cluster) {
 	watcher := c.newUser(t, s[0].Addr())
 	x, k, z := c.newUser(t, s[0].Addr()), c.newUser(t, s[0].Addr()), c.newUser(t, s[0].Addr())
 	wn := nativeAt(t, s[0].Addr(), watcher, client.Options{})
-	for _, f := range []user{x, k, z} {
-		if _, err := wn.AddFriend(ctx(t), f.id); err != nil {
-			t.Fatal(err)
-		}
-	}
+	befriend(t, s[0].Addr(), wn, x, k, z)
 	// x: a Go client on n3 that reconnects, first to n3 (dead), then through
 	// nginx. The backoff leaves a window in which messages are missed.
 	xn := nativeAt(t, victim.Addr(), x, client.Options{

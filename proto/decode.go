@@ -161,12 +161,18 @@ const (
 	fBefore
 	fLimit
 	fSeq
+	fRole    // social (social.go)
+	fPrivate // the one boolean field
+	fHistory
+	fNewPassword
+	fCursor
 )
 
 var fieldNames = [...]string{fMsgID: "msgid", fRID: "rid", fProto: "proto", fID: "id", fTo: "to", fToID: "toid",
 	fName: "name", fPassword: "password", fToken: "token", fMsg: "msg", fTime: "time", fFriendID: "friendid",
 	fGroupID: "groupid", fGroupName: "groupname", fGroupDesc: "groupdesc", fCMID: "cmid", fConv: "conv",
-	fAfter: "after", fBefore: "before", fLimit: "limit", fSeq: "seq"}
+	fAfter: "after", fBefore: "before", fLimit: "limit", fSeq: "seq",
+	fRole: "role", fPrivate: "private", fHistory: "history", fNewPassword: "newpassword", fCursor: "cursor"}
 
 func lookup(key []byte) int {
 	switch string(key) {
@@ -212,6 +218,16 @@ func lookup(key []byte) int {
 		return fLimit
 	case "seq":
 		return fSeq
+	case "role":
+		return fRole
+	case "private":
+		return fPrivate
+	case "history":
+		return fHistory
+	case "newpassword":
+		return fNewPassword
+	case "cursor":
+		return fCursor
 	}
 	return fNone
 }
@@ -263,7 +279,18 @@ func (d *decoder) field(q *Request, key []byte) {
 		return
 	}
 	switch f {
-	case fName, fPassword, fToken, fMsg, fTime, fGroupName, fGroupDesc, fCMID, fConv:
+	case fPrivate:
+		switch c {
+		case 't':
+			d.literal("true")
+			q.Private = d.syntax < 0
+		case 'f':
+			d.literal("false")
+			q.Private = false
+		default:
+			d.wrongType(f)
+		}
+	case fName, fPassword, fToken, fMsg, fTime, fGroupName, fGroupDesc, fCMID, fConv, fRole, fHistory, fNewPassword, fCursor:
 		if c != '"' {
 			d.wrongType(f)
 			return
@@ -291,6 +318,14 @@ func (d *decoder) field(q *Request, key []byte) {
 			q.CMID = s
 		case fConv:
 			q.Conv = s
+		case fRole:
+			q.Role = s
+		case fHistory:
+			q.History = s
+		case fNewPassword:
+			q.NewPassword = s
+		case fCursor:
+			q.Cursor = s
 		}
 	default:
 		if c != '-' && (c < '0' || c > '9') {

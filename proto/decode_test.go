@@ -60,6 +60,8 @@ func TestDecodeMatchesJSON(t *testing.T) {
 		`{"msgid":6}x`, `{"msgid":6}}`, `{"msgid":6`, `{"msgid"`, `{"msgid":6,"msg":"abc`, `{"a":{"b":}}`,
 		`{"msgid":1e2}`, `{"msgid":1E+2}`, `{"msgid":-1}`, `{"proto":2.0,"msgid":1}`, `{"msg":"ü你😀","msgid":6}`,
 		`{"\u212aey":1,"to\u212a":1,"msgid":6}`, `{"` + "\u212a" + `":1}`, `{"groupdesc":"x","GROUPDESC":"y","msgid":8}`,
+		`{"msgid":8,"private":true,"history":"all","role":"admin","newpassword":"n","cursor":"c"}`,
+		`{"msgid":8,"private":false}`, `{"msgid":8,"private":1}`, `{"msgid":8,"private":"true"}`, `{"msgid":8,"PRIVATE":tru}`,
 		`{"a":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
 		`{"a":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `,"msgid":6}`,
 	} {

@@ -43,6 +43,20 @@ type Frame struct {
 	Last    int64  `json:"last"`
 	Joined  bool   `json:"joined"`
 	Reason  string `json:"reason"`
+
+	// social (proto/social.go)
+	Event     string          `json:"event"`
+	Friend    bool            `json:"friend"`
+	Role      string          `json:"role"`
+	Private   bool            `json:"private"`
+	History   string          `json:"history"`
+	GroupName string          `json:"groupname"`
+	GroupDesc string          `json:"groupdesc"`
+	Users     []Member        `json:"users"`
+	Requests  []FriendReqInfo `json:"requests"`
+	Blocked   []UserRef       `json:"blocked"`
+	Pending   []PendingInfo   `json:"pending"`
+	From      int64           `json:"from"` // sync page: the first readable seq - 1 (PageReply.From)
 }
 
 // Chat is a chat message as the native protocol carries it, live or in a

@@ -550,12 +550,19 @@ type PageReply struct {
 	Conv string
 	Last int64
 	Msgs []*clusterchat.Message
+	// From, when above the request's after, is where the user's view of a
+	// group starts (its join seq: no message at or before it is readable):
+	// the client moves its cursor there instead of waiting for them.
+	From int64
 }
 
 // AppendNative appends {"msgid":11,"req":Q,"rid":R,"errno":0,"conv":S,"last":N,"msgs":[...]}.
 func (r *PageReply) AppendNative(b []byte) []byte {
 	b = appendKeyStr(appendReplyHead(b, r.Req, r.RID), `,"conv":`, r.Conv)
 	b = appendKeyInt(b, `,"last":`, r.Last)
+	if r.From > 0 {
+		b = appendKeyInt(b, `,"from":`, r.From)
+	}
 	b = append(b, `,"msgs":[`...)
 	for i, m := range r.Msgs {
 		if i > 0 {

@@ -50,6 +50,13 @@ type Request struct {
 	Before    int64  `json:"before"`
 	Limit     int    `json:"limit"`
 	Seq       int64  `json:"seq"`
+
+	// social (proto/social.go)
+	Role        string `json:"role"`
+	Private     bool   `json:"private"`
+	History     string `json:"history"`
+	NewPassword string `json:"newpassword"`
+	Cursor      string `json:"cursor"`
 }
 
 // Recipient returns "to", or "toid" when "to" is absent (some classic

@@ -16,8 +16,9 @@ import (
 )
 
 var (
-	_ clusterchat.OfflineNotifier = (*Presence)(nil)
-	_ clusterchat.ReadyPresence   = (*Presence)(nil)
+	_ clusterchat.OfflineNotifier    = (*Presence)(nil)
+	_ clusterchat.ReadyPresence      = (*Presence)(nil)
+	_ clusterchat.RecoveringPresence = (*Presence)(nil)
 )
 
 // PresenceOptions tunes a Presence; zero fields take the defaults.
@@ -80,7 +81,19 @@ type Presence struct {
 
 	beats atomic.Int64 // heartbeats completed, for tests
 
-	onOffline func(uids []int64) // told of users whose server died; guarded by mu
+	onOffline   func(uids []int64) // told of users whose server died; guarded by mu
+	onRecovered func(uids []int64) // told of this node's users put back after they lapsed; guarded by mu
+}
+
+// OnRecovered sets f to be told, from the heartbeat goroutine, of this
+// node's users whose every session had lapsed or been reaped (Redis was
+// unreachable longer than the TTL, or restarted empty) and that the
+// heartbeat has just put back: they were offline to everyone while still
+// connected here.
+func (p *Presence) OnRecovered(f func(uids []int64)) {
+	p.mu.Lock()
+	p.onRecovered = f
+	p.mu.Unlock()
 }
 
 // OnOffline sets f to be told, from the heartbeat goroutine, of users who
@@ -129,15 +142,18 @@ return n
 `)
 
 // heartbeatScript: KEYS[1] user set, ARGV ttl, members... Renews (or puts
-// back) every member.
+// back) every member. Returns the live sessions the user had before: 0
+// means the user was offline to everyone (lapsed, reaped, Redis restarted
+// empty) until this renewal.
 var heartbeatScript = rueidis.NewLuaScript(luaNow + `
 local key, ttl = KEYS[1], tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+local before = redis.call('ZCARD', key)
 for i = 2, #ARGV do
   redis.call('ZADD', key, now + ttl, ARGV[i])
 end
 keepkey(key, ttl)
-return 0
+return before
 `)
 
 // nodeScript: KEYS[1] the node registry, KEYS[2] this node's user set; ARGV
@@ -453,9 +469,11 @@ func (p *Presence) beat() {
 	for uid := range p.sessions {
 		uids = append(uids, strconv.FormatInt(uid, 10))
 	}
-	onOffline := p.onOffline
+	onOffline, onRecovered := p.onOffline, p.onRecovered
 	execs := make([]rueidis.LuaExec, 0, len(p.sessions))
+	order := make([]int64, 0, len(p.sessions)) // the user of each exec
 	for uid, s := range p.sessions {
+		order = append(order, uid)
 		args := make([]string, 0, 1+len(s))
 		args = append(args, ttl)
 		for sid := range s {
@@ -469,10 +487,17 @@ func (p *Presence) beat() {
 	// A beat may take up to a whole interval before the next one is due.
 	ctx, cancel := context.WithTimeout(context.Background(), max(p.opt.Timeout, p.opt.Heartbeat))
 	defer cancel()
-	var err error
-	for _, r := range heartbeatScript.ExecMulti(ctx, p.c, execs...) {
-		if err = r.Error(); err != nil {
+	var (
+		err       error
+		recovered []int64
+	)
+	for i, r := range heartbeatScript.ExecMulti(ctx, p.c, execs...) {
+		var before int64
+		if before, err = r.AsInt64(); err != nil {
 			break
+		}
+		if before == 0 {
+			recovered = append(recovered, order[i])
 		}
 	}
 	if err == nil {
@@ -490,6 +515,14 @@ func (p *Presence) beat() {
 		}
 	}
 	p.released, p.beating = nil, false
+	// Only users still here count: one released during the beat went
+	// offline for real (and was announced so).
+	back := recovered[:0]
+	for _, uid := range recovered {
+		if len(p.sessions[uid]) > 0 {
+			back = append(back, uid)
+		}
+	}
 	wasHealthy := p.healthy
 	p.healthy = err == nil
 	p.mu.Unlock()
@@ -506,6 +539,12 @@ func (p *Presence) beat() {
 			cmds[i] = p.c.B().Zrem().Key(p.key(k.uid)).Member(p.member(k.sid)).Build()
 		}
 		p.c.DoMulti(ctx, cmds...)
+	}
+	if err == nil && len(back) > 0 {
+		p.log.Info("redis presence: sessions put back after they lapsed", "users", len(back))
+		if onRecovered != nil {
+			onRecovered(back)
+		}
 	}
 }
 

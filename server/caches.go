@@ -10,8 +10,9 @@ import (
 	"clusterchat"
 )
 
-// userCache remembers user names by id. Users are never deleted or renamed,
-// so a hit is always right.
+// userCache remembers user names by id. Users are never deleted; a rename
+// (SET_NAME) updates the cache of the servers of the user's and their
+// friends' sessions, so elsewhere a name may lag (logins read the store).
 type userCache struct{ m sync.Map }
 
 func (s *Server) userName(ctx context.Context, id int64) (string, error) {
@@ -91,14 +92,14 @@ func hashToken(tok string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// checkMember fails unless uid is a member of gid. Membership only grows, so
-// a positive answer is cached.
-func (s *Server) checkMember(ctx context.Context, gid, uid int64) error {
-	key := [2]int64{gid, uid}
-	if _, ok := s.members.Load(key); ok {
+// checkMember fails unless sess's user is a member of gid. The hub's
+// index answers for the groups the session is in (it follows memberships
+// as they change); the store for the rest (just joined elsewhere).
+func (s *Server) checkMember(ctx context.Context, sess *session, gid int64) error {
+	if s.hub.inGroup(sess, gid) {
 		return nil
 	}
-	role, err := s.Store.Role(ctx, gid, uid)
+	role, err := s.Store.Role(ctx, gid, sess.uid)
 	if err != nil {
 		if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
 			return clusterchat.Errorf(clusterchat.ENOTFOUND, "no group %d", gid)
@@ -108,6 +109,5 @@ func (s *Server) checkMember(ctx context.Context, gid, uid int64) error {
 	if role == "" {
 		return clusterchat.Errorf(clusterchat.EFORBIDDEN, "not a member of group %d", gid)
 	}
-	s.members.Store(key, struct{}{})
 	return nil
 }

@@ -39,12 +39,15 @@ func (s *Server) chat(ctx context.Context, sess *session, q *proto.Request) erro
 			}
 			return err
 		}
+		if err := s.mayMessage(ctx, sess, to); err != nil {
+			return err
+		}
 		m.To, m.Conv = to, clusterchat.DirectConv(sess.uid, to)
 	} else {
 		if q.GroupID <= 0 {
 			return clusterchat.Errorf(clusterchat.EINVALID, "missing groupid")
 		}
-		if err := s.checkMember(ctx, q.GroupID, sess.uid); err != nil {
+		if err := s.checkMember(ctx, sess, q.GroupID); err != nil {
 			return err
 		}
 		m.GroupID, m.Conv = q.GroupID, clusterchat.GroupConv(q.GroupID)

@@ -98,7 +98,7 @@ func TestOfflineMessages(t *testing.T) {
 }
 
 func TestFriendsAndPresence(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, openFriends) // one ADD_FRIEND befriends, as the classic server did
 	alice, bob, carol := newUser(t, ts, "alice"), newUser(t, ts, "bob"), newUser(t, ts, "carol")
 
 	a1, _ := alice.native(t, ts)
@@ -173,7 +173,7 @@ func TestFriendsAndPresence(t *testing.T) {
 }
 
 func TestGroups(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, openFriends)
 	alice, bob, carol, eve := newUser(t, ts, "alice"), newUser(t, ts, "bob"), newUser(t, ts, "carol"), newUser(t, ts, "eve")
 
 	a1, _ := alice.native(t, ts)
@@ -229,7 +229,8 @@ func TestGroups(t *testing.T) {
 	}
 	off[0].check(t, "msgid", 10, "groupid", gid, "id", alice.id, "msg", "hello club")
 
-	// A non-member can neither post nor read; a member joining later can read.
+	// A non-member can neither post nor read; a member joining later reads
+	// from their join on (the default history setting, issue 11).
 	e, _ := eve.native(t, ts)
 	rid := e.req(`{"msgid":10,"groupid":%d,"msg":"let me in","cmid":"e1"}`, gid)
 	e.expect(11, "req", 10, "rid", rid, "errno", 6)
@@ -240,8 +241,8 @@ func TestGroups(t *testing.T) {
 	b.ping() // eve's attempt reached no one
 	e.call(9, `{"msgid":9,"groupid":%d}`, gid)
 	msgs := e.call(14, `{"msgid":14,"conv":"g:%d","after":0}`, gid).list("msgs")
-	if len(msgs) != 1 {
-		t.Fatalf("eve after joining syncs %d messages, want 1", len(msgs))
+	if len(msgs) != 0 {
+		t.Fatalf("eve after joining syncs %d messages from before her join, want 0", len(msgs))
 	}
 	e.call(10, `{"msgid":10,"groupid":%d,"msg":"hi all","cmid":"e2"}`, gid).check(t, "seq", 2)
 	b.expect(10, "id", eve.id, "msg", "hi all")
@@ -349,7 +350,7 @@ func TestNativeChat(t *testing.T) {
 // session: its friend hears it go offline, and with -max-sessions 1 the
 // account can log in again at once.
 func TestAbruptClose(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) { c.MaxSessions = 1 })
+	ts := startServer(t, func(c *server.Config) { c.MaxSessions = 1; openFriends(c) })
 	alice, bob := newUser(t, ts, "alice"), newUser(t, ts, "bob")
 	befriend(t, ts, alice, bob)
 	w, _ := alice.native(t, ts)

@@ -120,6 +120,13 @@ type Config struct {
 	// headers (default 10 s), a whole request (30 s), to write a response
 	// (30 s). A WebSocket, once upgraded, is not subject to them.
 	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout time.Duration
+	// Friends is FriendsConsent (default: a friendship needs a request and
+	// an accept; two classic ADD_FRIENDs make one) or FriendsOpen (ADD_FRIEND
+	// befriends both ways at once).
+	Friends string
+	// DM is DMAll (default: anyone not blocked may send a direct message,
+	// as classic clients expect) or DMFriends (friends only).
+	DM string
 }
 
 func (c *Config) setDefaults() {
@@ -199,6 +206,12 @@ func (c *Config) setDefaults() {
 	setDefault(&c.HTTPReadHeaderTimeout, 10*time.Second)
 	setDefault(&c.HTTPReadTimeout, 30*time.Second)
 	setDefault(&c.HTTPWriteTimeout, 30*time.Second)
+	if c.Friends == "" {
+		c.Friends = FriendsConsent
+	}
+	if c.DM == "" {
+		c.DM = DMAll
+	}
 }
 
 // setDefault gives a zero limit its default; a negative one stays (off).
@@ -206,4 +219,15 @@ func setDefault[T int | time.Duration](v *T, def T) {
 	if *v == 0 {
 		*v = def
 	}
+}
+
+// Validate reports a setting with no meaning.
+func (c *Config) Validate() error {
+	if c.Friends != "" && c.Friends != FriendsConsent && c.Friends != FriendsOpen {
+		return clusterchat.Errorf(clusterchat.EINVALID, "friends must be %q or %q", FriendsConsent, FriendsOpen)
+	}
+	if c.DM != "" && c.DM != DMAll && c.DM != DMFriends {
+		return clusterchat.Errorf(clusterchat.EINVALID, "dm must be %q or %q", DMAll, DMFriends)
+	}
+	return nil
 }

@@ -25,7 +25,7 @@ func jsonStr(tb testing.TB, v any) string {
 // classic client's parser sees them: compact, keys sorted, one object per
 // line ending in "\n", nested values as arrays of JSON strings.
 func TestClassicWireBytes(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, openFriends) // the classic server's one-sided ADD_FRIEND
 
 	a := dial(t, ts.addr)
 	a.sendf(`{"msgid":4,"name":"alice","password":"pa"}`)
@@ -197,7 +197,7 @@ func TestFraming(t *testing.T) {
 // that each gets exactly its one reply (native: with the rid echoed;
 // classic: none on success for 3, 6-10) by requiring the PING reply next.
 func TestMsgIDs(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, openFriends)
 	bob := newUser(t, ts, "bob")
 
 	t.Run("classic", func(t *testing.T) {

@@ -423,12 +423,21 @@ func (c *client) call(req int, format string, args ...any) obj {
 	return c.expect(11, "req", req, "rid", rid, "errno", 0)
 }
 
-// befriend makes a and b friends through a native session of a.
+// openFriends configures the classic server's instant friendship (-friends
+// open), for the tests of what a friendship then does.
+func openFriends(c *server.Config) { c.Friends = server.FriendsOpen }
+
+// befriend makes a and b friends through native sessions: a adds b, and
+// when that was only a request (friendship by consent) b adds a back.
 func befriend(tb testing.TB, ts *testServer, a, b user) {
 	tb.Helper()
 	c, _ := a.native(tb, ts)
 	defer c.nc.Close()
-	c.call(7, `{"msgid":7,"friendid":%d}`, b.id)
+	if rep := c.call(7, `{"msgid":7,"friendid":%d}`, b.id); rep.has("friend") && rep.m["friend"] == false {
+		d, _ := b.native(tb, ts)
+		defer d.nc.Close()
+		d.call(7, `{"msgid":7,"friendid":%d}`, a.id)
+	}
 }
 
 // mkGroup creates a group as creator (native) and returns its id.

@@ -137,6 +137,14 @@ func (s *Server) HandleMessage(channel clusterchat.Channel, payload []byte) {
 				defer s.wg.Done()
 				if err := s.hubJoin(context.Background(), sess, e.group); err != nil {
 					s.log.Warn("group subscribe failed", "group", e.group, "err", err)
+					return
+				}
+				if e.native != nil {
+					// Told only once subscribed: what the user sends or
+					// expects after hearing it reaches this session.
+					ev := e
+					ev.kind = kindEvent
+					sess.deliver(&ev)
 				}
 			}()
 		}
@@ -145,14 +153,20 @@ func (s *Server) HandleMessage(channel clusterchat.Channel, payload []byte) {
 	h.mu.RLock()
 	if channel.Group {
 		for sess := range h.groups[id] {
-			sess.deliver(&e)
+			if e.kind != kindLeave || sess.uid != e.from { // the leaver hears it on its own channel
+				sess.deliver(&e)
+			}
 		}
 	} else {
 		for _, sess := range h.users[id] {
+			s.socialEnvelope(sess, &e)
 			sess.deliver(&e)
 		}
 	}
 	h.mu.RUnlock()
+	if channel.Group && (e.kind == kindLeave || e.kind == kindDrop) {
+		s.groupGone(&e)
+	}
 }
 
 // HandleReconnect implements clusterchat.BrokerHandler: envelopes may have

@@ -71,11 +71,11 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 			return err
 		}
 		tokenHash = h
-		name, err := s.userName(ctx, uid)
-		if err != nil {
+		// The store, not the name cache: the user may have been renamed on
+		// another server.
+		if u, err = s.Store.User(ctx, uid); err != nil {
 			return err
 		}
-		u = &clusterchat.User{ID: uid, Name: name}
 	} else {
 		if q.ID <= 0 {
 			s.metrics.logins.WithLabelValues("fail").Inc()
@@ -173,19 +173,23 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 			return nil, err
 		}
 	}
+	// Presence is shown between friends only: group members who are not
+	// friends always show offline.
 	ids := make([]int64, 0, len(friends))
+	friend := make(map[int64]bool, len(friends)+1)
 	for _, f := range friends {
 		ids = append(ids, f.ID)
+		friend[f.ID] = true
 	}
-	for _, g := range groups {
-		for _, m := range g.Members {
-			ids = append(ids, m.UserID)
-		}
-	}
+	friend[uid] = true
 	online, err := s.Presence.Online(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
+	if online == nil {
+		online = make(map[int64]bool)
+	}
+	online[uid] = true
 	r := &proto.LoginReply{RID: rid, ID: uid, Name: sess.name, Token: token}
 	for _, f := range friends {
 		r.Friends = append(r.Friends, proto.Friend{ID: f.ID, Name: f.Name, State: proto.StateOf(online[f.ID])})
@@ -193,7 +197,7 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	for _, g := range groups {
 		pg := proto.Group{ID: g.ID, Name: g.Name, Desc: g.Desc, Members: make([]proto.Member, 0, len(g.Members))}
 		for _, m := range g.Members {
-			pg.Members = append(pg.Members, proto.Member{ID: m.UserID, Name: m.Name, State: proto.StateOf(online[m.UserID]), Role: m.Role})
+			pg.Members = append(pg.Members, proto.Member{ID: m.UserID, Name: m.Name, State: proto.StateOf(friend[m.UserID] && online[m.UserID]), Role: m.Role})
 		}
 		r.Groups = append(r.Groups, pg)
 	}

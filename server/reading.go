@@ -8,8 +8,22 @@ import (
 )
 
 // convOf resolves the conversation a sync, history or read request names and
-// checks that the user takes part in it.
+// checks that the user takes part in it: for a group, that it is a member
+// (see access for what former members read).
 func (s *Server) convOf(ctx context.Context, sess *session, q *proto.Request) (string, error) {
+	conv, acc, err := s.access(ctx, sess, q)
+	if err == nil && acc.Former {
+		err = clusterchat.Errorf(clusterchat.EFORBIDDEN, "not a member of group %d", q.GroupID)
+	}
+	return conv, err
+}
+
+// access resolves the conversation of a request and what the user may read
+// of it: everything of its 1:1 conversations; of a group, what Access says
+// (from the join on unless the group shows its history; a former member
+// nothing sent after it left).
+func (s *Server) access(ctx context.Context, sess *session, q *proto.Request) (string, clusterchat.Access, error) {
+	var none clusterchat.Access
 	conv := q.Conv
 	switch {
 	case conv != "":
@@ -18,23 +32,32 @@ func (s *Server) convOf(ctx context.Context, sess *session, q *proto.Request) (s
 	case q.GroupID > 0:
 		conv = clusterchat.GroupConv(q.GroupID)
 	default:
-		return "", clusterchat.Errorf(clusterchat.EINVALID, "name a conversation: conv, to or groupid")
+		return "", none, clusterchat.Errorf(clusterchat.EINVALID, "name a conversation: conv, to or groupid")
 	}
 	a, b, g, ok := clusterchat.ParseConv(conv)
 	if !ok {
-		return "", clusterchat.Errorf(clusterchat.EINVALID, "bad conversation %q", conv)
+		return "", none, clusterchat.Errorf(clusterchat.EINVALID, "bad conversation %q", conv)
 	}
 	if g != 0 {
-		return conv, s.checkMember(ctx, g, sess.uid)
+		acc, err := s.Store.Access(ctx, g, sess.uid)
+		switch {
+		case clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND:
+			return "", none, clusterchat.Errorf(clusterchat.ENOTFOUND, "no group %d", g)
+		case err != nil:
+			return "", none, err
+		case acc.ReadsNothing():
+			return "", none, clusterchat.Errorf(clusterchat.EFORBIDDEN, "not a member of group %d", g)
+		}
+		return conv, acc, nil
 	}
 	if a != sess.uid && b != sess.uid {
-		return "", clusterchat.Errorf(clusterchat.EFORBIDDEN, "not your conversation")
+		return "", none, clusterchat.Errorf(clusterchat.EFORBIDDEN, "not your conversation")
 	}
-	return conv, nil
+	return conv, none, nil
 }
 
 func (s *Server) fetch(ctx context.Context, sess *session, q *proto.Request) error {
-	conv, err := s.convOf(ctx, sess, q)
+	conv, acc, err := s.access(ctx, sess, q)
 	if err != nil {
 		return err
 	}
@@ -45,29 +68,43 @@ func (s *Server) fetch(ctx context.Context, sess *session, q *proto.Request) err
 	if limit == 0 {
 		limit = clusterchat.MaxPageSize
 	}
-	var msgs []*clusterchat.Message
+	var (
+		msgs          []*clusterchat.Message
+		after, before int64
+		readable      bool
+	)
 	if q.MsgID == proto.Sync {
 		if q.After < 0 {
 			return clusterchat.Errorf(clusterchat.EINVALID, "after must be >= 0")
 		}
-		msgs, err = s.Store.Since(ctx, conv, q.After, limit)
-	} else {
-		msgs, err = s.Store.Before(ctx, conv, q.Before, limit)
+		if after, before, readable = acc.Clamp(q.After, 0); readable {
+			msgs, err = s.Store.Since(ctx, conv, after, limit)
+		}
+	} else if after, before, readable = acc.Clamp(0, q.Before); readable {
+		msgs, err = s.Store.Before(ctx, conv, before, limit)
 	}
 	if err != nil {
 		return err
 	}
+	n := len(msgs)
+	msgs = within(msgs, after, before)
 	var last int64
-	if q.MsgID == proto.Sync && len(msgs) < limit {
+	if q.MsgID == proto.Sync && n < limit {
 		// Nothing newer existed when the page was read.
-		last = q.After
+		last = after
 		if len(msgs) > 0 {
 			last = msgs[len(msgs)-1].Seq
 		}
 	} else if last, err = s.lastSeq(ctx, sess.uid, conv, msgs); err != nil {
 		return err
 	}
+	if acc.Former {
+		last = min(last, acc.Until)
+	}
 	page := &proto.PageReply{Req: q.MsgID, RID: q.RID, Conv: conv, Last: last, Msgs: msgs}
+	if q.MsgID == proto.Sync && after > q.After {
+		page.From = after
+	}
 	sess.c.sendDirect(page.AppendNative(make([]byte, 0, 256)))
 	if q.MsgID == proto.Sync && len(msgs) > 0 {
 		s.cursors.markDelivered(sess.uid, conv, msgs[len(msgs)-1].Seq)
@@ -115,4 +152,16 @@ func (s *Server) markRead(ctx context.Context, sess *session, q *proto.Request) 
 	b := appendNL((&proto.ReadEvent{Conv: conv, Seq: seq}).AppendNative(nil))
 	s.publish(clusterchat.UserChannel(sess.uid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid, native: b})
 	return nil
+}
+
+// within keeps the messages with after < seq (and seq < before when before
+// > 0): what a group member may read of a page.
+func within(msgs []*clusterchat.Message, after, before int64) []*clusterchat.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.Seq > after && (before <= 0 || m.Seq < before) {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -44,7 +44,6 @@ type Server struct {
 	limits  *limits
 	certs   *certReloader // nil without TLS
 	tls     *tls.Config   // nil without TLS
-	members sync.Map      // [2]int64{group, user} -> struct{}: known memberships (they only grow)
 
 	ln      net.Listener
 	httpLn  net.Listener
@@ -141,6 +140,9 @@ func (s *Server) Open() error {
 
 	if n, ok := s.Presence.(clusterchat.OfflineNotifier); ok {
 		n.OnOffline(s.reaped)
+	}
+	if n, ok := s.Presence.(clusterchat.RecoveringPresence); ok {
+		n.OnRecovered(s.recovered)
 	}
 	if lb, ok := s.Broker.(clusterchat.InProcessBroker); ok && lb.InProcess() {
 		s.syncBroker = true
@@ -351,7 +353,28 @@ func (s *Server) httpHandler() http.Handler {
 
 // reaped announces users whose server died as offline to their friends. It
 // is called from the presence heartbeat, so it hands the work on.
-func (s *Server) reaped(uids []int64) {
+func (s *Server) reaped(uids []int64) { s.announceAll(uids, proto.Offline) }
+
+// recovered announces online again this server's users whose presence had
+// lapsed (a Redis outage long enough for another server to reap this one
+// and tell their friends "offline") and is back: presence recovers to the
+// truth. Users whose last session here ended meanwhile are left out.
+func (s *Server) recovered(uids []int64) {
+	here := uids[:0:0]
+	for _, uid := range uids {
+		if len(s.hub.localSessions(uid)) > 0 {
+			here = append(here, uid)
+		}
+	}
+	if len(here) > 0 {
+		s.log.Info("presence recovered after an outage; announcing online again", "users", len(here))
+		s.announceAll(here, proto.Online)
+	}
+}
+
+// announceAll tells the friends of uids their state, off the caller's
+// goroutine (a presence heartbeat).
+func (s *Server) announceAll(uids []int64, state proto.State) {
 	// Under closeMu so that Close, once it holds it, knows no new work
 	// joins s.wg behind its Wait.
 	s.closeMu.RLock()
@@ -365,7 +388,7 @@ func (s *Server) reaped(uids []int64) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		for _, uid := range uids {
-			s.announcePresence(ctx, uid, proto.Offline)
+			s.announcePresence(ctx, uid, state)
 		}
 	}()
 }

@@ -41,6 +41,7 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 			err = clusterchat.Errorf(clusterchat.ENOTLOGGEDIN, "log in first")
 			break
 		}
+		c.sess.applyRename()
 		switch q.MsgID {
 		case proto.OneChat, proto.GroupChat:
 			err = s.chat(ctx, c.sess, q)
@@ -62,6 +63,10 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 			c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
 		}
 	default:
+		if proto.FriendRequest <= q.MsgID && q.MsgID <= proto.GroupDelete {
+			err = s.social(ctx, c, q)
+			break
+		}
 		err = clusterchat.Errorf(clusterchat.EUNKNOWN, "unknown msgid %d", q.MsgID)
 	}
 	if err != nil {

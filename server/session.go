@@ -29,6 +29,8 @@ type session struct {
 	ended  bool
 	groups []int64
 
+	soc socialState // relations cache, pending rename, search limit (friends.go)
+
 	mu      sync.Mutex
 	holding bool        // deliveries wait in held: login reply not written yet, or a gap being filled
 	held    []*envelope // in arrival order

@@ -8,20 +8,26 @@ import (
 	"clusterchat/proto"
 )
 
+// addFriend answers the classic ADD_FRIEND (7). With Config.Friends
+// FriendsOpen it befriends both ways at once, as the classic server did.
+// Otherwise it is a friend request: when two users each add the other they
+// become friends, which is what a classic client expects after both added.
 func (s *Server) addFriend(ctx context.Context, sess *session, q *proto.Request) error {
 	fid := q.FriendID
 	if fid <= 0 {
 		return clusterchat.Errorf(clusterchat.EINVALID, "missing friendid")
 	}
-	if fid == sess.uid {
-		return clusterchat.Errorf(clusterchat.EINVALID, "cannot befriend yourself")
+	if s.cfg.Friends != FriendsOpen {
+		return s.requestFriend(ctx, sess, q, fid)
 	}
-	name, err := s.userName(ctx, fid)
+	name, err := s.userID(ctx, sess, fid)
 	if err != nil {
-		if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
-			return clusterchat.Errorf(clusterchat.ENOTFOUND, "no user %d", fid)
-		}
 		return err
+	}
+	if p, err := s.peer(ctx, sess, fid); err != nil {
+		return err
+	} else if p&(peerBlocked|peerBlocksMe) != 0 {
+		return refused()
 	}
 	if err := s.Store.AddFriend(ctx, sess.uid, fid); err != nil {
 		if clusterchat.ErrorCode(err) == clusterchat.EEXISTS {
@@ -29,44 +35,49 @@ func (s *Server) addFriend(ctx context.Context, sess *session, q *proto.Request)
 		}
 		return err
 	}
-	online, err := s.Presence.Online(ctx, []int64{sess.uid, fid})
-	if err != nil {
-		online = map[int64]bool{sess.uid: true}
-	}
-	friend := proto.Friend{ID: fid, Name: name, State: proto.StateOf(online[fid])}
+	state := s.befriended(ctx, sess, fid, name)
 	if sess.native {
-		sess.c.sendDirect((&proto.FriendReply{RID: q.RID, Friend: friend}).AppendNative(nil))
+		sess.c.sendDirect((&proto.FriendReply{RID: q.RID, Friend: proto.Friend{ID: fid, Name: name, State: state}}).AppendNative(nil))
 	}
-	// Tell the other side, and this user's other sessions.
-	me := proto.Friend{ID: sess.uid, Name: sess.name, State: proto.StateOf(online[sess.uid])}
-	s.publish(clusterchat.UserChannel(fid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid,
-		native: appendNL((&proto.FriendAddedEvent{Friend: me}).AppendNative(nil))})
-	s.publish(clusterchat.UserChannel(sess.uid), &envelope{kind: kindEvent, origin: sess.sid, from: fid,
-		native: appendNL((&proto.FriendAddedEvent{Friend: friend}).AppendNative(nil))})
 	return nil
 }
 
+// validGroup checks a group's description and history setting and returns
+// its name cleaned (as every display name is, clusterchat.CleanName).
+func validGroup(name, desc, history string) (string, error) {
+	name, err := clusterchat.CleanName(name, clusterchat.MaxNameLen)
+	if err != nil {
+		return "", err
+	}
+	if err := clusterchat.CheckText(desc, false); err != nil {
+		return "", clusterchat.Errorf(clusterchat.EINVALID, "groupdesc: %s", clusterchat.ErrorMessage(err))
+	}
+	if utf8.RuneCountInString(desc) > clusterchat.MaxGroupDesc {
+		return "", clusterchat.Errorf(clusterchat.EINVALID, "groupdesc must be at most %d characters", clusterchat.MaxGroupDesc)
+	}
+	switch history {
+	case "", clusterchat.HistoryJoined, clusterchat.HistoryAll:
+		return name, nil
+	}
+	return "", clusterchat.Errorf(clusterchat.EINVALID, "history must be %q or %q", clusterchat.HistoryJoined, clusterchat.HistoryAll)
+}
+
+// createGroup answers CREATE_GROUP. Classic clients send no settings, so
+// their groups are public, as the classic server's were.
 func (s *Server) createGroup(ctx context.Context, sess *session, q *proto.Request) error {
-	name, err := clusterchat.CleanName(q.GroupName, clusterchat.MaxNameLen)
+	name, err := validGroup(q.GroupName, q.GroupDesc, q.History)
 	if err != nil {
 		return err
 	}
-	if err := clusterchat.CheckText(q.GroupDesc, false); err != nil {
-		return clusterchat.Errorf(clusterchat.EINVALID, "groupdesc: %s", clusterchat.ErrorMessage(err))
-	}
-	if utf8.RuneCountInString(q.GroupDesc) > clusterchat.MaxGroupDesc {
-		return clusterchat.Errorf(clusterchat.EINVALID, "groupdesc must be at most %d characters", clusterchat.MaxGroupDesc)
-	}
-	gid, err := s.Store.CreateGroup(ctx, sess.uid, name, q.GroupDesc)
+	gid, err := s.Store.NewGroup(ctx, sess.uid, clusterchat.Group{Name: name, Desc: q.GroupDesc, Private: q.Private, History: q.History})
 	if err != nil {
 		if clusterchat.ErrorCode(err) == clusterchat.EEXISTS {
 			return clusterchat.Errorf(clusterchat.EEXISTS, "group name %q is taken", name)
 		}
 		return err
 	}
-	s.members.Store([2]int64{gid, sess.uid}, struct{}{})
-	s.log.Info("group created", "group", gid, "user", sess.uid)
-	if err := s.joinedHere(ctx, sess, gid); err != nil {
+	s.log.Info("group created", "group", gid, "user", sess.uid, "private", q.Private)
+	if err := s.subscribeUser(ctx, sess.uid, gid, sess.sid, nil); err != nil {
 		return err
 	}
 	if sess.native {
@@ -75,40 +86,69 @@ func (s *Server) createGroup(ctx context.Context, sess *session, q *proto.Reques
 	return nil
 }
 
-// joinedHere subscribes the user's sessions, here and on every server, to a
-// group they just joined.
-func (s *Server) joinedHere(ctx context.Context, sess *session, gid int64) error {
-	for _, other := range s.hub.localSessions(sess.uid) {
+// subscribeUser subscribes uid's sessions, here at once and on every
+// server through the broker, to a group uid just joined; each session but
+// origin then gets event (nil: none).
+func (s *Server) subscribeUser(ctx context.Context, uid, gid int64, origin string, event []byte) error {
+	for _, other := range s.hub.localSessions(uid) {
 		if err := s.hubJoin(ctx, other, gid); err != nil {
 			return err
 		}
 	}
-	s.publish(clusterchat.UserChannel(sess.uid), &envelope{kind: kindJoin, origin: sess.sid, from: sess.uid, group: gid})
+	s.publish(clusterchat.UserChannel(uid), &envelope{kind: kindJoin, origin: origin, from: uid, group: gid, native: event})
 	return nil
 }
 
+// joinGroup answers ADD_GROUP (9): a public group is joined by id, a
+// private one only with an invitation (which this accepts).
 func (s *Server) joinGroup(ctx context.Context, sess *session, q *proto.Request) error {
 	gid := q.GroupID
 	if gid <= 0 {
 		return clusterchat.Errorf(clusterchat.EINVALID, "missing groupid")
 	}
-	joined, err := s.Store.JoinGroup(ctx, gid, sess.uid)
+	g, err := s.group(ctx, gid)
 	if err != nil {
-		if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
-			return clusterchat.Errorf(clusterchat.ENOTFOUND, "no group %d", gid)
-		}
 		return err
 	}
-	s.members.Store([2]int64{gid, sess.uid}, struct{}{})
-	if joined {
-		if err := s.joinedHere(ctx, sess, gid); err != nil {
+	if g.Private {
+		kind, err := s.pendingKind(ctx, gid, sess.uid)
+		if err != nil {
 			return err
 		}
-		b := appendNL((&proto.GroupJoinedEvent{GroupID: gid, ID: sess.uid, Name: sess.name}).AppendNative(nil))
-		s.publish(clusterchat.GroupChannel(gid), &envelope{kind: kindEvent, origin: sess.sid, from: sess.uid, group: gid, native: b})
+		if kind != clusterchat.PendingInvite && !isMember(g, sess.uid) {
+			return clusterchat.Errorf(clusterchat.EFORBIDDEN, "group %d is private: join by invitation, or ask to join (native GROUP_ASK)", gid)
+		}
+	}
+	joined, err := s.admit(ctx, gid, sess.uid, sess.name, sess.sid)
+	if err != nil {
+		return err
 	}
 	if sess.native {
 		sess.c.sendDirect((&proto.AddGroupReply{RID: q.RID, GroupID: gid, Joined: joined}).AppendNative(nil))
 	}
 	return nil
+}
+
+// admit makes uid a member of gid and tells everyone concerned: uid's
+// sessions are subscribed (on every server), the members hear GROUP_JOINED.
+// joined is false when uid already was a member.
+func (s *Server) admit(ctx context.Context, gid, uid int64, name, origin string) (bool, error) {
+	joined, err := s.Store.JoinGroup(ctx, gid, uid)
+	if err != nil {
+		if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
+			return false, clusterchat.Errorf(clusterchat.ENOTFOUND, "no group %d", gid)
+		}
+		return false, err
+	}
+	if !joined {
+		return false, nil
+	}
+	b := appendNL((&proto.GroupJoinedEvent{GroupID: gid, ID: uid, Name: name}).AppendNative(nil))
+	// The joiner's sessions hear it once subscribed (the local ones at
+	// once), the members on the group's channel.
+	if err := s.subscribeUser(ctx, uid, gid, origin, b); err != nil {
+		return true, err
+	}
+	s.publish(clusterchat.GroupChannel(gid), &envelope{kind: kindEvent, origin: origin, from: uid, group: gid, native: b})
+	return true, nil
 }

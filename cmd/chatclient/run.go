@@ -23,14 +23,15 @@ import (
 const helpText = `commands:
   help                          this list
   chat:ID:MESSAGE               send MESSAGE to user ID
-  addfriend:ID                  make user ID your friend
+  addfriend:ID                  ask user ID to be your friend (friends when both added)
   creategroup:NAME:DESC         create a group
   addgroup:ID                   join group ID
   groupchat:ID:MESSAGE          send MESSAGE to group ID
   history:ID[:N]                last N (default 20) messages with user ID
   history:g:ID[:N]              last N messages of group ID
   loginout                      log out and go back to the menu
-MESSAGE may contain ':'.`
+MESSAGE may contain ':'.
+` + socialHelp
 
 // run is the whole program: flags from args, the menu and commands from in,
 // everything printed to out. It returns at "3" (quit), at the end of in, or
@@ -298,7 +299,11 @@ func (a *app) command(ctx context.Context, cmd, rest string) bool {
 			return false
 		}
 		a.learnUser(f.ID, f.Name)
-		a.printf("* %s(%d) is now your friend (%s)\n", safe(f.Name), f.ID, safe(string(f.State)))
+		if f.State == "" {
+			a.printf("* asked %s(%d) to be your friend\n", safe(f.Name), f.ID)
+		} else {
+			a.printf("* %s(%d) is now your friend (%s)\n", safe(f.Name), f.ID, safe(string(f.State)))
+		}
 	case "creategroup":
 		name, desc, _ := strings.Cut(rest, ":")
 		if name == "" {
@@ -341,7 +346,9 @@ func (a *app) command(ctx context.Context, cmd, rest string) bool {
 		a.mu.Unlock()
 		return true
 	default:
-		a.printf("error: unknown command %q, type help\n", cmd)
+		if !a.social(ctx, cmd, rest) {
+			a.printf("error: unknown command %q, type help\n", cmd)
+		}
 	}
 	return false
 }
@@ -479,6 +486,8 @@ func (a *app) printEvents(ctx context.Context) {
 			a.printf("* reconnected\n")
 		case client.EventError:
 			a.fail(e.Err)
+		case client.EventFriend, client.EventGroup, client.EventRenamed:
+			a.printSocial(e)
 		}
 	}
 }

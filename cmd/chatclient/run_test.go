@@ -138,13 +138,17 @@ func TestConsoleChat(t *testing.T) {
 	alice.expect(`type help for commands`)
 	alice.send("help")
 	alice.expect(`history:g:ID`)
+	// Friendship by consent: alice asks, bob sees the request and accepts.
 	alice.send("addfriend:" + bid)
-	alice.expect(`\* bob\(` + bid + `\) is now your friend \(offline\)`)
+	alice.expect(`\* asked bob\(` + bid + `\) to be your friend`)
 
 	bob.send("1", bid, "pw-b")
-	bob.expect(`friend list-+\n` + aid + ` alice online\n`)
 	bob.expect(`type help for commands`)
-	alice.expect(`\* bob\(` + bid + `\) is online`)
+	bob.send("requests")
+	bob.expect(`from ` + aid + ` alice \(accept:` + aid)
+	bob.send("accept:" + aid)
+	bob.expect(`\* alice\(` + aid + `\) is now your friend \(online\)`)
+	alice.expect(`\* bob\(` + bid + `\) is now your friend \(online\)`)
 
 	alice.send("chat:" + bid + ":hello: there")
 	bob.expect(`\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] alice\(` + aid + `\): hello: there\n`)

@@ -52,6 +52,7 @@ type options struct {
 	storeRetry                              time.Duration
 	storeRetryBytes                         int
 	security                                *securityFlags
+	friends, dm                             string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -104,6 +105,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxConnsPerAddr, "max-conns-per-addr", envInt("CHAT_MAX_CONNS_PER_ADDR", 100), "open connections per client address (IPv6: per /64); 0 = no cap (env CHAT_MAX_CONNS_PER_ADDR)")
 	fs.IntVar(&o.maxPrelogin, "max-prelogin", envInt("CHAT_MAX_PRELOGIN", 1000), "open connections not logged in, over all addresses; 0 = no cap (env CHAT_MAX_PRELOGIN)")
 	o.security = addSecurityFlags(fs)
+	fs.StringVar(&o.friends, "friends", env("CHAT_FRIENDS", "consent"), "consent: a friendship needs a request and an accept (two classic add-friends make one); open: add-friend befriends both ways at once (env CHAT_FRIENDS)")
+	fs.StringVar(&o.dm, "dm", env("CHAT_DM", "all"), "all: anyone not blocked may send direct messages (classic); friends: friends only (env CHAT_DM)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -134,6 +137,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("%s must not be negative (0 turns it off)", v.name)
 		}
 	}
+	if err := (&server.Config{Friends: o.friends, DM: o.dm}).Validate(); err != nil {
+		return nil, fmt.Errorf("-friends/-dm: %v", clusterchat.ErrorMessage(err))
+	}
 	return o, nil
 }
 
@@ -161,6 +167,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		LoginTimeout: offIfZero(o.loginTimeout), FrameTimeout: offIfZero(o.frameTimeout), IdleTimeout: offIfZero(o.idleTimeout),
 		MaxConnsPerAddr: offIfZero(o.maxConnsPerAddr), MaxPrelogin: offIfZero(o.maxPrelogin),
 		StoreRetry: o.storeRetry, StoreRetryBytes: o.storeRetryBytes,
+		Friends: o.friends, DM: o.dm,
 	}
 	o.security.apply(&cfg)
 	srv := server.New(cfg, logger)

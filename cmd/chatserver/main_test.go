@@ -159,6 +159,7 @@ func TestRestart(t *testing.T) {
 	gid := a.call(`{"msgid":8,"groupname":"club","groupdesc":"d"}`).int("groupid")
 	b := dialServer(t, srv.Addr())
 	b.nativeLogin(bob)
+	b.call(`{"msgid":7,"friendid":%d}`, alice) // friendship by consent: both add
 	b.call(`{"msgid":9,"groupid":%d}`, gid)
 	b.call(`{"msgid":3}`)
 	var lastSeq int64
