@@ -7,6 +7,7 @@
 //	chatbench -scenario pingpong -n 100 -d 10s
 //	chatbench -scenario flood -n 10 -w 50 -addrs 127.0.0.1:6000,127.0.0.1:6002
 //	chatbench -scenario flood -n 10 -rate 10000
+//	chatbench -scenario pingpong -n 100 -transport ws -addrs 127.0.0.1:8080
 //	chatbench -scenario group -groups 100 -members 100
 //	chatbench -scenario idle -n 19000 -pid $(pidof chatserver)
 //	chatbench -scenario storm -n 1000
@@ -52,6 +53,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Members, "members", 2, "group: members per group")
 	fs.IntVar(&cfg.Size, "size", 64, "message text bytes")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "offered msgs/s in total, open loop (flood, group); 0 = closed loop")
+	fs.StringVar(&cfg.Transport, "transport", "tcp", "tcp, or ws: WebSocket to ws://ADDR/ws, with -addrs the servers' HTTP ports (pingpong, flood, group)")
 	fs.StringVar(&cfg.Proto, "proto", "native", "protocol: native or classic (classic: pingpong only)")
 	fs.IntVar(&cfg.PID, "pid", 0, "server pid, to read its memory from /proc")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "server /metrics URL, to read its memory when -pid is not given")

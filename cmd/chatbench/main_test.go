@@ -64,6 +64,8 @@ func TestScenarios(t *testing.T) {
 		{"flood", []string{"-scenario", "flood", "-n", "2", "-w", "20"}, nil, true},
 		{"flood open loop", []string{"-scenario", "flood", "-n", "2", "-rate", "500"}, nil, true},
 		{"group", []string{"-scenario", "group", "-groups", "3", "-members", "4"}, nil, true},
+		{"pingpong ws", []string{"-scenario", "pingpong", "-n", "2", "-transport", "ws", "-addrs", srv.HTTPAddr()}, nil, true},
+		{"flood ws", []string{"-scenario", "flood", "-n", "2", "-w", "20", "-transport", "ws", "-addrs", srv.HTTPAddr()}, nil, true},
 		{"idle", []string{"-scenario", "idle", "-n", "30", "-users", "3", "-pid", pid}, []string{"conns", "rss_kib_per_conn", "logins_per_s"}, false},
 		{"idle children", []string{"-scenario", "idle", "-n", "30", "-users", "3", "-per-proc", "12", "-srcips", "3", "-metrics", metrics},
 			[]string{"conns", "rss_kib_per_conn", "logins_per_s"}, false},

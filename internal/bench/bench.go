@@ -38,15 +38,18 @@ type Config struct {
 	Size     int           // message text bytes
 	Rate     float64       // offered msgs/s in total (flood, group); 0 = closed loop
 	Proto    string        // native or classic
-	PID      int           // server pid, for /proc/PID/status memory
-	Metrics  string        // server /metrics URL, for memory when PID is 0
-	Users    int           // distinct accounts (group, idle, storm); 0 = scenario default
-	SrcIPs   int           // idle, storm: spread connections over 127.0.0.1..127.0.0.N
-	PerProc  int           // idle: connections per process; more are spread over child processes
-	Grace    time.Duration // drain time after Duration for late deliveries
-	Setup    int           // parallel setup connections (registration is slow: password hashing)
-	Exe      string        // executable for idle child processes (default: this one)
-	Log      *slog.Logger
+	// Transport is how clients connect: "tcp" (Addrs are -addr ports) or
+	// "ws" (Addrs are -http ports; each client opens ws://ADDR/ws).
+	Transport string
+	PID       int           // server pid, for /proc/PID/status memory
+	Metrics   string        // server /metrics URL, for memory when PID is 0
+	Users     int           // distinct accounts (group, idle, storm); 0 = scenario default
+	SrcIPs    int           // idle, storm: spread connections over 127.0.0.1..127.0.0.N
+	PerProc   int           // idle: connections per process; more are spread over child processes
+	Grace     time.Duration // drain time after Duration for late deliveries
+	Setup     int           // parallel setup connections (registration is slow: password hashing)
+	Exe       string        // executable for idle child processes (default: this one)
+	Log       *slog.Logger
 }
 
 // Result is what a run measured. Line renders the machine-readable line.
@@ -148,6 +151,16 @@ func (cfg *Config) defaults() error {
 	default:
 		return clusterchat.Errorf(clusterchat.EINVALID, "-proto must be native or classic, not %q", cfg.Proto)
 	}
+	switch cfg.Transport {
+	case "", "tcp":
+		cfg.Transport = "tcp"
+	case "ws":
+		if cfg.Scenario != "pingpong" && cfg.Scenario != "flood" && cfg.Scenario != "group" {
+			return clusterchat.Errorf(clusterchat.EINVALID, "-transport ws supports pingpong, flood and group")
+		}
+	default:
+		return clusterchat.Errorf(clusterchat.EINVALID, "-transport must be tcp or ws, not %q", cfg.Transport)
+	}
 	return nil
 }
 
@@ -189,7 +202,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "chatbench %s against %s, %s protocol, %v\n", cfg.Scenario, strings.Join(cfg.Addrs, ","), cfg.Proto, cfg.Duration)
+	fmt.Fprintf(out, "chatbench %s against %s, %s protocol over %s, %v\n", cfg.Scenario, strings.Join(cfg.Addrs, ","), cfg.Proto, cfg.Transport, cfg.Duration)
 	for _, s := range r.Summary {
 		fmt.Fprintf(out, "  %s\n", s)
 	}
@@ -263,7 +276,13 @@ loop:
 }
 
 func setupUser(ctx context.Context, cfg *Config, run string, i int, conns []*conn, keep bool) error {
-	c, err := dial(ctx, cfg.Addrs[i%len(cfg.Addrs)], "", 16<<10)
+	var c *conn
+	var err error
+	if cfg.Transport == "ws" {
+		c, err = dialWS(ctx, cfg.Addrs[i%len(cfg.Addrs)], 16<<10)
+	} else {
+		c, err = dial(ctx, cfg.Addrs[i%len(cfg.Addrs)], "", 16<<10)
+	}
 	if err != nil {
 		return fmt.Errorf("user %d: dial: %w", i, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"clusterchat/proto"
 
 	"clusterchat"
+	"clusterchat/internal/wsnet"
 )
 
 // setupTimeout bounds each setup request (register hashes a password, which
@@ -39,6 +40,16 @@ func dial(ctx context.Context, addr, src string, bufSize int) (*conn, error) {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
 	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{nc: nc, fr: proto.NewReader(nc, bufSize, maxFrame)}, nil
+}
+
+// dialWS opens a WebSocket to ws://addr/ws (a chatserver's HTTP listener):
+// the same JSON objects, one per text message.
+func dialWS(ctx context.Context, addr string, bufSize int) (*conn, error) {
+	nc, err := wsnet.Dial(ctx, "ws://"+addr+"/ws", "")
 	if err != nil {
 		return nil, err
 	}
