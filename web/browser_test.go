@@ -39,7 +39,11 @@ func startCluster(t *testing.T) *cluster {
 	c := &cluster{}
 	var httpAddrs []string
 	for i := range 2 {
-		s := testenv.StartServer(t, bin, "-store", dsn, "-broker", redis.URL(), "-node", fmt.Sprintf("n%d", i+1), "-bcrypt-cost", "4")
+		// Rate limits on, as deployed, but every browser comes from
+		// 127.0.0.1: allow the test's registrations and a fast classic
+		// sender; the login limits stay.
+		s := testenv.StartServer(t, bin, "-store", dsn, "-broker", redis.URL(), "-node", fmt.Sprintf("n%d", i+1), "-bcrypt-cost", "4",
+			"-rate-limits=true", "-register-rate", "1000/1h", "-msg-rate", "1000/1s", "-msg-burst", "1000")
 		c.servers = append(c.servers, s)
 		httpAddrs = append(httpAddrs, s.HTTPAddr())
 	}
@@ -92,8 +96,10 @@ func TestBrowser(t *testing.T) {
 		b.openConv(conv)
 		b.waitTexts("hi bob")
 		b.waitJS("the unread badge cleared", fmt.Sprintf(`!document.querySelector('#convs [data-conv=%q] .badge')`, conv))
-		b.send("hi alice")
-		a.waitTexts("hi bob", "hi alice")
+		b.typeText("#text", "hi alice")
+		b.do(chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierShift)))
+		b.send("second line")
+		a.waitTexts("hi bob", "hi alice\nsecond line")
 		a.waitJS("own message marked", `document.querySelector('#messages .msg[data-seq="1"]').classList.contains('own') && !document.querySelector('#messages .msg[data-seq="2"]').classList.contains('own')`)
 
 		// Read markers follow the user across tabs: alice's first tab
@@ -104,7 +110,7 @@ func TestBrowser(t *testing.T) {
 		a.waitJS("1 unread in alice's first tab", fmt.Sprintf(`document.querySelector('#convs [data-conv=%q] .badge')?.textContent === '1'`, conv))
 		a2 := alice.open(node)
 		a2.openConv(conv)
-		a2.waitTexts("hi bob", "hi alice", "are you there?")
+		a2.waitTexts("hi bob", "hi alice\nsecond line", "are you there?")
 		a.waitJS("the read marker moved to the first tab", fmt.Sprintf(`!document.querySelector('#convs [data-conv=%q] .badge')`, conv))
 		a2.close()
 
@@ -171,6 +177,22 @@ func TestBrowser(t *testing.T) {
 		}
 		con.send(fmt.Sprintf(`{"msgid":6,"id":%d,"name":"carol","to":%d,"msg":"hello browser"}`, cid, alice.id))
 		a.waitTexts("hello console", "hello browser")
+
+		// 70 more: a fresh page shows the last 50 and loads the rest
+		// (HISTORY) when scrolled to the top, each message once.
+		want := []string{"hello console", "hello browser"}
+		for i := range 70 {
+			text := fmt.Sprintf("line %d", i+1)
+			want = append(want, text)
+			con.send(fmt.Sprintf(`{"msgid":6,"id":%d,"name":"carol","to":%d,"msg":%q}`, cid, alice.id, text))
+		}
+		a.waitJS("the 70 lines", `[...document.querySelectorAll('#messages .msg .text')].some(e => e.textContent === 'line 70')`)
+		fresh := alice.open(node)
+		fresh.openConv(direct(alice.id, cid))
+		fresh.waitJS("the last page", `document.querySelectorAll('#messages .msg[data-seq]').length === 50`)
+		fresh.eval(`document.getElementById('messages').scrollTop = 0`, new(int))
+		fresh.waitTexts(want...)
+		fresh.close()
 	})
 
 	// Bob's page is closed while alice writes; reopened, it shows the
@@ -180,7 +202,7 @@ func TestBrowser(t *testing.T) {
 		a.openConv(conv)
 		a.send("while you were away")
 		a.send("and one more")
-		want := []string{"hi bob", "hi alice", "are you there?", "while you were away", "and one more"}
+		want := []string{"hi bob", "hi alice\nsecond line", "are you there?", "while you were away", "and one more"}
 		b = bob.open(node)
 		b.waitJS("logged in again from the saved token", `!document.getElementById('chat').hidden`)
 		b.waitJS("alice's conversation with 2 unread", fmt.Sprintf(`document.querySelector('#convs [data-conv=%q] .badge')?.textContent === '2'`, conv))
@@ -190,6 +212,39 @@ func TestBrowser(t *testing.T) {
 		b.waitJS("logged in after the reload", `!document.getElementById('chat').hidden && document.getElementById('me-id').textContent`)
 		b.waitJS("the open conversation kept", `!document.getElementById('pane-main').hidden`)
 		b.waitTexts(want...)
+	})
+
+	// Errors in words: wrong password, a taken group name, an unknown
+	// group, too many failed logins.
+	t.Run("Errors", func(t *testing.T) {
+		frank := newPerson(t, browser, "frank")
+		f := frank.open(node)
+		f.register()
+		f.submitAction("create", "devs")
+		f.waitJS("taken group name explained", `document.querySelector('#action-form .error').textContent === 'That group name is taken; pick another.'`)
+		f.click(`#action-form button.link`) // Cancel
+		f.submitAction("join", "999999")
+		f.waitJS("unknown group explained", `document.querySelector('#action-form .error').textContent.startsWith('Not found')`)
+		f.click(`#action-form button.link`)
+
+		g := newPerson(t, browser, "guest").open(node)
+		g.waitJS("the login form", `!document.getElementById('login-form').hidden`)
+		g.typeText("#login-id", strconv.FormatInt(frank.id, 10))
+		for i := 0; ; i++ {
+			g.eval(`document.getElementById('auth-error').textContent = ''`, new(string))
+			g.typeText("#login-pw", "wrong\r")
+			g.waitJS("an error shown", `document.getElementById('auth-error').textContent`)
+			var msg string
+			g.eval(`document.getElementById('auth-error').textContent`, &msg)
+			if strings.HasPrefix(msg, "Too many attempts") {
+				break
+			}
+			if msg != "Wrong user id or password." || i == 20 {
+				t.Fatalf("attempt %d: %q", i+1, msg)
+			}
+			g.eval(`document.getElementById('login-pw').value = ''`, new(string))
+		}
+		g.screenshot("login-error", 1200, 760, "")
 	})
 
 	// Through nginx: two users on different servers chat; a SIGTERM roll
@@ -214,9 +269,14 @@ func TestBrowser(t *testing.T) {
 		d.waitTexts("across servers", "got it")
 
 		roll := c.servers[erinSrv]
+		late := newPerson(t, browser, "late").open("http://" + roll.HTTPAddr() + "/")
+		late.waitJS("the login form", `!document.getElementById('login-form').hidden`)
 		if code := roll.Term(t); code != 0 {
 			t.Fatalf("SIGTERM: exit code %d", code)
 		}
+		late.typeText("#login-id", "1")
+		late.typeText("#login-pw", "whatever\r")
+		late.waitJS("unreachable explained", `document.getElementById('auth-error').textContent === 'Cannot reach the server. Check that it is running.'`)
 		d.send("during the roll 1")
 		d.send("during the roll 2")
 		roll.Restart(t)

@@ -172,10 +172,11 @@ func (tb *tab) waitJS(what, expr string) {
 	}
 }
 
-// typeText focuses the element and types text as keystrokes (\r is Enter).
+// typeText focuses the element and types text as keystrokes (\r is Enter),
+// after what it already holds.
 func (tb *tab) typeText(sel, text string) {
 	tb.p.t.Helper()
-	tb.do(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+	tb.do(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
 // click clicks the element sel like a mouse would. The list re-renders as
@@ -215,15 +216,22 @@ func (tb *tab) register() {
 	tb.p.id = id
 }
 
-// action runs one of the side panel's forms (friend, create, join).
+// action runs one of the side panel's forms (friend, create, join) and
+// waits for it to succeed (the form closes).
 func (tb *tab) action(name string, values ...string) {
+	tb.p.t.Helper()
+	tb.submitAction(name, values...)
+	tb.waitJS("the "+name+" form to close", `document.getElementById('action-form').hidden`)
+}
+
+// submitAction opens a side panel form, fills it in and submits it.
+func (tb *tab) submitAction(name string, values ...string) {
 	tb.p.t.Helper()
 	tb.click(fmt.Sprintf(`[data-action=%q]`, name))
 	for i, v := range values {
 		tb.typeText(fmt.Sprintf("#action-form input:nth-of-type(%d)", i+1), v)
 	}
 	tb.click(`#action-form button[type=submit]`)
-	tb.waitJS("the "+name+" form to close", `document.getElementById('action-form').hidden`)
 }
 
 // openConv clicks conversation conv in the list and waits for it to show.

@@ -25,10 +25,11 @@ export const ERR = Object.freeze({
 
 /** A failed request: errno from the server, or a negative ERR code. */
 export class ChatError extends Error {
-  constructor(errno, message, req = 0) {
+  constructor(errno, message, req = 0, retryMs = 0) {
     super(message || `error ${errno}`);
     this.errno = errno;
     this.req = req;
+    this.retryMs = retryMs || 0; // rate limited: when to try again
   }
   /** True when resending the same request later may succeed. */
   get transient() {
@@ -100,7 +101,7 @@ export class Connection {
     if (w && (m.msgid === MSG.REPLY || m.msgid === MSG.LOGIN_ACK || m.msgid === MSG.REG_ACK)) {
       this.waiting.delete(m.rid);
       clearTimeout(w.timer);
-      if (m.errno) w.reject(new ChatError(m.errno, m.errmsg, w.req));
+      if (m.errno) w.reject(new ChatError(m.errno, m.errmsg, w.req, m.retry_ms));
       else w.resolve(m);
       return;
     }

@@ -51,11 +51,13 @@ export function errorText(e, where) {
     case ERR.EXISTS:
       if (where === 'register') return 'That name is taken; pick another.';
       if (where === 'friend') return 'You are already friends.';
+      if (where === 'group') return 'That group name is taken; pick another.';
       return `Already exists: ${e.message}`;
     case ERR.NOT_FOUND: return `Not found: ${e.message}.`;
     case ERR.FORBIDDEN: return where === 'send' ? 'Not sent: you are not a member of this group.' : 'You are not allowed to do that (not a member).';
     case ERR.TOO_LARGE: return 'Too long: the message is over the server\'s limit.';
-    case ERR.RATE_LIMITED: return 'Too many attempts; wait a minute and try again.';
+    case ERR.RATE_LIMITED:
+      return e.retryMs ? `Too many attempts; try again in ${Math.ceil(e.retryMs / 1000)} s.` : 'Too many attempts; wait a minute and try again.';
     case ERR.UNAVAILABLE: return 'The server cannot reach its storage right now; try again shortly.';
     case ERR.INVALID: return `Not accepted: ${e.message}.`;
     case ERR.UNREACHABLE: return 'Cannot reach the server. Check that it is running.';
