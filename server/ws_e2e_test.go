@@ -201,8 +201,8 @@ func TestWSShutdown(t *testing.T) {
 // does not is cut after WSPing+WSPongWait.
 func TestWSKeepalive(t *testing.T) {
 	ts := startServer(t, func(c *server.Config) {
-		c.WSPing = 50 * time.Millisecond
-		c.WSPongWait = 500 * time.Millisecond
+		c.WSPing = 100 * time.Millisecond
+		c.WSPongWait = 2 * time.Second // generous: a loaded box must not cut the live one
 	})
 	alice := newUser(t, ts, "alice")
 
