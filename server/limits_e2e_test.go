@@ -97,6 +97,19 @@ func dialWSFrom(tb testing.TB, ts *testServer, src, xff string) *client {
 	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
 }
 
+// waitAdmitted waits until a connection from src is served (its PING
+// answered) rather than refused.
+func waitAdmitted(tb testing.TB, ts *testServer, src string) {
+	tb.Helper()
+	testenv.WaitFor(tb, readTimeout, "a connection from "+src+" admitted", func() bool {
+		c := dialFrom(tb, ts.addr, src)
+		defer c.nc.Close()
+		c.sendf(`{"msgid":18,"rid":1}`)
+		l, err := c.readLine(readTimeout)
+		return err == nil && strings.Contains(l, `"req":18`)
+	})
+}
+
 // expectCut reads until the server closes c and checks that the first
 // thing it said was an error reply with errno.
 func expectCut(tb testing.TB, c *client, errno int) {
@@ -115,6 +128,14 @@ func (ts *testServer) limitCount(tb testing.TB, limit string) float64 {
 	tb.Helper()
 	body, _ := httpGet(tb, ts.http, "/metrics")
 	return limitIn(tb, body, limit)
+}
+
+// wantLimit checks chat_conn_limits_total for one limit.
+func (ts *testServer) wantLimit(tb testing.TB, limit string, want int) {
+	tb.Helper()
+	if n := ts.limitCount(tb, limit); n != float64(want) {
+		tb.Errorf("chat_conn_limits_total{limit=%q} = %v, want %d", limit, n, want)
+	}
 }
 
 // limitIn reads chat_conn_limits_total for one limit from a /metrics body.
@@ -164,9 +185,7 @@ func TestLoginTimeout(t *testing.T) {
 			by.chat()
 		})
 	}
-	if n := ts.limitCount(t, "login_timeout"); n != float64(len(tests)) {
-		t.Errorf("chat_conn_limits_total{limit=login_timeout} = %v, want %d", n, len(tests))
-	}
+	ts.wantLimit(t, "login_timeout", len(tests))
 }
 
 func TestFrameTimeout(t *testing.T) {
@@ -226,9 +245,7 @@ func TestFrameTimeout(t *testing.T) {
 			by.chat()
 		})
 	}
-	if n := ts.limitCount(t, "frame_timeout"); n != float64(len(tests)) {
-		t.Errorf("chat_conn_limits_total{limit=frame_timeout} = %v, want %d", n, len(tests))
-	}
+	ts.wantLimit(t, "frame_timeout", len(tests))
 }
 
 func TestIdleTimeout(t *testing.T) {
@@ -301,13 +318,7 @@ func TestConnsPerAddr(t *testing.T) {
 	other.ping()
 	// A freed slot is taken again.
 	held[0].nc.Close()
-	testenv.WaitFor(t, readTimeout, "a slot freed for 127.0.0.2", func() bool {
-		c := dialFrom(t, ts.addr, "127.0.0.2")
-		defer c.nc.Close()
-		c.sendf(`{"msgid":18,"rid":1}`)
-		l, err := c.readLine(readTimeout)
-		return err == nil && strings.Contains(l, `"req":18`)
-	})
+	waitAdmitted(t, ts, "127.0.0.2")
 	by.chat()
 	if n := ts.limitCount(t, "per_addr"); n < 1 {
 		t.Errorf("chat_conn_limits_total{limit=per_addr} = %v", n)
@@ -333,13 +344,7 @@ func TestPreloginCap(t *testing.T) {
 	by.chat()
 	// Logging in leaves the not-logged-in count: room for one more.
 	held[0].classicLogin(eve.id, eve.pw)
-	testenv.WaitFor(t, readTimeout, "room for a connection", func() bool {
-		c := dialFrom(t, ts.addr, "127.0.0.5")
-		defer c.nc.Close()
-		c.sendf(`{"msgid":18,"rid":1}`)
-		l, err := c.readLine(readTimeout)
-		return err == nil && strings.Contains(l, `"req":18`)
-	})
+	waitAdmitted(t, ts, "127.0.0.5")
 	by.chat()
 	if n := ts.limitCount(t, "prelogin"); n < 1 {
 		t.Errorf("chat_conn_limits_total{limit=prelogin} = %v", n)
