@@ -42,7 +42,8 @@ func chromiumPath(t *testing.T) string {
 // profile, everything that reaches out to the network off (this machine is
 // offline), and no sandbox (tests run as root). It returns the browser's
 // context; each user gets an isolated browser context of it (newUser).
-func startBrowser(t *testing.T) context.Context {
+// extra adds allocator options (flags) for one test.
+func startBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	bin := chromiumPath(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),
@@ -56,6 +57,7 @@ func startBrowser(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1200, 800),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })

@@ -39,6 +39,11 @@ export class ChatError extends Error {
 
 const REQUEST_TIMEOUT = 15000;
 
+// The server closes a native session that sends nothing for its idle
+// timeout (3 min by default, -idle-timeout): ping well within it. A hidden
+// tab's timers may be throttled to once a minute, which this still meets.
+const PING_INTERVAL = 60000;
+
 /** The WebSocket URL of the page's own server. */
 export function defaultURL() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -66,6 +71,7 @@ export class Connection {
     this.waiting = new Map(); // rid -> {resolve, reject, timer, req}
     this.ws = null;
     this.closed = false;
+    this.pinger = 0;
   }
 
   /** Opens the socket; rejects with ChatError(UNREACHABLE) if it cannot. */
@@ -80,10 +86,17 @@ export class Connection {
         return;
       }
       this.ws = ws;
-      ws.onopen = () => { opened = true; resolve(); };
+      ws.onopen = () => {
+        opened = true;
+        // Before login the server answers errno 8; the ping is for the
+        // session's idle deadline, so that answer does not matter.
+        this.pinger = setInterval(() => this.request({ msgid: MSG.PING }).catch(() => {}), PING_INTERVAL);
+        resolve();
+      };
       ws.onmessage = (ev) => this.receive(ev.data);
       ws.onclose = (ev) => {
         this.closed = true;
+        clearInterval(this.pinger);
         const err = new ChatError(ERR.CLOSED, 'connection closed');
         for (const w of this.waiting.values()) { clearTimeout(w.timer); w.reject(err); }
         this.waiting.clear();
