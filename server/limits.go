@@ -210,7 +210,9 @@ func (s *Server) handshake(nc net.Conn) (net.Conn, netip.Addr, error) {
 	if !s.cfg.ProxyProtocol && s.tls == nil {
 		return nc, addr, nil
 	}
-	nc.SetDeadline(time.Now().Add(s.cfg.FrameTimeout))
+	if s.cfg.FrameTimeout > 0 {
+		nc.SetDeadline(time.Now().Add(s.cfg.FrameTimeout))
+	}
 	if s.cfg.ProxyProtocol && s.trusted(addr) {
 		pc, err := readProxyHeader(nc)
 		if err != nil {
