@@ -128,10 +128,19 @@ func (c *Client) SetName(ctx context.Context, name string) error {
 }
 
 // SetPassword changes the user's password (old is the current one). The
-// server revokes every session token of the account with it.
+// server revokes every session token of the account with it and ends the
+// user's other sessions; this one gets a new token (Token).
 func (c *Client) SetPassword(ctx context.Context, old, new string) error {
-	_, err := c.request(ctx, &proto.SetPasswordReq{Password: old, NewPassword: new})
-	return err
+	f, err := c.request(ctx, &proto.SetPasswordReq{Password: old, NewPassword: new})
+	if err != nil {
+		return err
+	}
+	if f.Token != "" {
+		c.mu.Lock()
+		c.token = f.Token
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 // NewGroup creates a group with settings: private groups are joined by

@@ -124,6 +124,8 @@ func TestMessages(t *testing.T) {
 			want: `{"errno":0,"friends":["{\"id\":2,\"name\":\"bo\",\"state\":\"online\"}"],` +
 				`"groups":["{\"groupdesc\":\"d\",\"groupname\":\"g\",\"id\":7,\"users\":[\"{\\\"id\\\":1,\\\"name\\\":\\\"al\\\",\\\"role\\\":\\\"creator\\\",\\\"state\\\":\\\"offline\\\"}\"]}"],` +
 				`"id":1,"msgid":2,"name":"al","offlinemsg":[` + jsonQuote(t, string(AppendClassicChat(nil, dm))) + `,` + jsonQuote(t, string(AppendClassicChat(nil, gm))) + `]}`},
+		{name: "password reply", got: (&PasswordReply{RID: 4, Token: "tok"}).AppendNative(nil),
+			want: `{"msgid":11,"req":70,"rid":4,"errno":0,"token":"tok"}`, frame: &Frame{MsgID: Reply, Req: SetPassword, RID: 4, Token: "tok"}},
 		{name: "read reply", got: (&ReadReply{RID: 3, Seq: 2}).AppendNative(nil),
 			want: `{"msgid":11,"req":16,"rid":3,"errno":0,"seq":2}`, frame: &Frame{MsgID: Reply, Req: Read, RID: 3, Seq: 2}},
 		{name: "rate limited native", got: (&ErrorReply{Req: OneChat, RID: 8, Err: errLimit}).AppendNative(nil),

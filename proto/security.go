@@ -36,3 +36,17 @@ func (r *ReadReply) AppendNative(b []byte) []byte {
 	b = appendReplyHead(b, Read, r.RID)
 	return append(appendKeyInt(b, `,"seq":`, r.Seq), '}')
 }
+
+// PasswordReply answers SET_PASSWORD: every token of the user was revoked,
+// its other sessions ended, and this session (native) gets a new token in
+// place of its old one, so that it can still resume after a reconnect.
+type PasswordReply struct {
+	RID   int64
+	Token string
+}
+
+// AppendNative appends {"msgid":11,"req":70,"rid":R,"errno":0,"token":S}.
+func (r *PasswordReply) AppendNative(b []byte) []byte {
+	b = appendReplyHead(b, SetPassword, r.RID)
+	return append(appendKeyStr(b, `,"token":`, r.Token), '}')
+}

@@ -392,8 +392,7 @@ func (s *Server) setPassword(ctx context.Context, sess *session, q *proto.Reques
 		return err
 	}
 	s.revokeUser(ctx, sess.uid, sess.sid, "password")
-	sess.c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
-	return nil
+	return s.replaceToken(ctx, sess, q.RID)
 }
 
 // socialEnvelope applies what an envelope on sess's user channel changes

@@ -198,3 +198,20 @@ func (s *Server) logout(ctx context.Context, c *conn, q *proto.Request) {
 		c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
 	}
 }
+
+// replaceToken answers a password change: this session's token went with
+// the others, so a native session gets a new one (and the classic shape,
+// which has no reply on success, nothing).
+func (s *Server) replaceToken(ctx context.Context, sess *session, rid int64) error {
+	sess.tokenHash = ""
+	if !sess.native {
+		return nil
+	}
+	token, err := s.newToken(ctx, sess.uid)
+	if err != nil {
+		return err
+	}
+	sess.tokenHash = hashToken(token)
+	sess.c.sendDirect((&proto.PasswordReply{RID: rid, Token: token}).AppendNative(nil))
+	return nil
+}

@@ -177,3 +177,40 @@ func jsonQ(t *testing.T, s string) string {
 	}
 	return string(b)
 }
+
+// TestPasswordChangeRevokes: a new password revokes every token of the
+// user and ends its other sessions (told "revoked"); the session that
+// changed it stays, with a new token; a wrong current password counts as
+// a failed login.
+func TestPasswordChangeRevokes(t *testing.T) {
+	ts := startServer(t, nil)
+	by := newBystanders(t, ts)
+	u := newUser(t, ts, "u")
+	n1, r1 := u.native(t, ts)
+	n2, r2 := u.native(t, ts)
+	c3, _ := u.classic(t, ts)
+	rid := n1.req(`{"msgid":70,"password":"wrong","newpassword":"new-pw"}`)
+	n1.expect(11, "req", 70, "rid", rid, "errno", 1)
+	fresh := n1.call(70, `{"msgid":70,"password":%q,"newpassword":"new-pw"}`, u.pw).str("token")
+	if fresh == "" || fresh == r1.str("token") {
+		t.Fatalf("password change reply without a new token: %q", fresh)
+	}
+	n1.ping() // still logged in
+	if got := n2.expectClosed(); !strings.Contains(got, `{"msgid":17,"reason":"revoked"}`) {
+		t.Fatalf("other native session got %q before the close, want a RECONNECT revoked", got)
+	}
+	c3.expectClosed()
+	for _, tok := range []string{r1.str("token"), r2.str("token")} {
+		if e := tokenLogin(t, ts, tok); e != 1 {
+			t.Fatalf("old token after the password change: errno %d, want 1", e)
+		}
+	}
+	if e := tokenLogin(t, ts, fresh); e != 0 {
+		t.Fatalf("the new token: errno %d", e)
+	}
+	c := dial(t, ts.addr)
+	c.sendf(`{"msgid":1,"id":%d,"password":%q}`, u.id, u.pw)
+	c.expect(2, "errno", 1)
+	c.classicLogin(u.id, "new-pw")
+	by.chat()
+}
