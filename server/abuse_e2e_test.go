@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"clusterchat/internal/testenv"
 	"clusterchat/server"
 )
 
@@ -178,5 +180,51 @@ func TestRequestRateLimit(t *testing.T) {
 	}
 	rid := n.req(`{"msgid":18}`)
 	expectLimited(t, n, 11, "req", 18, "rid", rid)
+	by.chat()
+}
+
+// TestLoginLimitsBehindNginx: through nginx (TLS, PROXY protocol) the
+// login and registration limits count each client's own address: a guesser
+// and a bot behind the same nginx are refused, the owner and another
+// newcomer are not, and bystanders chat through it all.
+func TestLoginLimitsBehindNginx(t *testing.T) {
+	ca := testenv.NewCA(t)
+	cert, key := ca.Issue(t, "127.0.0.1")
+	ts := startServer(t, limitsOn(func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} // nginx
+		c.ProxyProtocol = true
+		c.LoginFailures = 2
+		c.LoginWindow = time.Hour
+		c.RegisterRate = server.Rate{N: 3, Per: time.Hour}
+	}))
+	ng := testenv.StartNginxTLS(t, []string{ts.addr}, []string{ts.http}, cert, key)
+	a := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
+	ua := user{id: a.register("by-a", "pw-by-a"), name: "by-a", pw: "pw-by-a"}
+	ub := user{id: a.register("by-b", "pw-by-b"), name: "by-b", pw: "pw-by-b"}
+	owner := user{id: a.register("owner", "pw-owner"), name: "owner", pw: "pw-owner"}
+	a.classicLogin(ua.id, ua.pw)
+	b := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
+	b.classicLogin(ub.id, ub.pw)
+	by := &bystanders{tb: t, a: a, b: b, ua: ua, ub: ub}
+	by.chat()
+
+	// 127.0.0.1 has used its 3 registrations; 127.0.0.2 has its own.
+	a2 := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
+	a2.sendf(`{"msgid":4,"name":"one-too-many","password":"p"}`)
+	a2.expect(5, "errno", 12)
+	dialTLSFrom(t, ng.StreamAddr(), "127.0.0.2", ca).register("newcomer", "p")
+	by.chat()
+
+	x := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.3", ca)
+	for range 2 {
+		x.sendf(`{"msgid":1,"id":%d,"password":"guess"}`, owner.id)
+		x.expect(2, "errno", 1)
+	}
+	x.sendf(`{"msgid":1,"id":%d,"password":%q}`, owner.id, owner.pw)
+	x.expect(2, "errno", 12)
+	dialTLSFrom(t, ng.StreamAddr(), "127.0.0.4", ca).classicLogin(owner.id, owner.pw)
+	if !strings.Contains(ts.logs.String(), "addr=127.0.0.3") {
+		t.Errorf("the failed logins are not logged with the client's address")
+	}
 	by.chat()
 }
