@@ -141,6 +141,9 @@ func TestBrowser(t *testing.T) {
 		return
 	}
 
+	// Friend requests, blocks, people search and group administration.
+	t.Run("Social", func(t *testing.T) { testSocial(t, browser, node) })
+
 	// A name made of markup shows as text, and so do messages.
 	t.Run("MarkupIsText", func(t *testing.T) {
 		const evil = `<img src=x onerror=alert(1)>`

@@ -1,7 +1,7 @@
 // app.js: wires the protocol (proto.js), the state (state.js) and the page
 // (view.js) together, and holds the user's actions.
 
-import { ChatClient, ChatError, ERR, directConv, groupConv, randomId } from './proto.js';
+import { ChatClient, ChatError, ERR, MSG, directConv, groupConv, randomId } from './proto.js';
 import { Store } from './state.js';
 import { View, el, errorText } from './view.js';
 
@@ -36,17 +36,90 @@ const client = new ChatClient({
     if (client.token) remember(TOKEN, client.token);
     remember(LAST_ID, String(reply.id));
     if (!resumed) store.loadOutbox();
+    refreshSocial();
   },
   messages(conv, msgs) { store.addMessages(conv, msgs); },
   presence(id, state) { store.setPresence(id, state); },
-  friendAdded(f) { store.addFriend(f); },
+  friendAdded(f) { store.addFriend(f); refreshSocial(); },
   groupJoined(ev) {
     if (store.groups.has(ev.groupid)) store.memberJoined(ev.groupid, ev.id, ev.name);
     else refreshGroups();
   },
   read(conv, seq) { store.setRead(conv, seq); },
   loggedOut(reason) { signedOut(reason); },
+  friendEvent(ev) {
+    if (ev.event === 'removed' || ev.event === 'blocked') store.removeFriend(ev.id);
+    refreshSocial();
+  },
+  groupEvent(ev) {
+    const me = store.me ? store.me.id : 0;
+    if (ev.event === 'deleted' || ((ev.event === 'removed' || ev.event === 'left') && ev.id === me)) {
+      store.dropGroup(ev.groupid);
+      if (ev.event !== 'left') store.setBanner(ev.event === 'deleted' ? `Group ${ev.groupid} was deleted.` : `You were removed from group ${ev.groupid}.`);
+      return;
+    }
+    if (ev.event === 'removed' || ev.event === 'left') store.memberGone(ev.groupid, ev.id);
+    else if (ev.event === 'role') store.setRole(ev.groupid, ev.id, ev.role);
+    else if (ev.event === 'updated') store.groupUpdated(ev);
+    if (ev.id === me || ev.event === 'invited') refreshSocial();
+    if (store.info.has(ev.groupid)) refreshInfo(ev.groupid);
+  },
+  userEvent(ev) { store.rename(ev.id, ev.name); },
 });
+
+// ---- social: requests, blocks, people search, group administration
+
+async function refreshSocial() {
+  try { store.applySocial(await client.socialState()); } catch { /* shown at the next change */ }
+}
+
+async function refreshInfo(gid) {
+  try { store.setInfo(await client.groupInfo(gid)); } catch (e) {
+    if (e.errno === ERR.FORBIDDEN || e.errno === ERR.NOT_FOUND) store.dropGroup(gid);
+  }
+}
+
+/** Runs a social request; on failure shows why in the banner. Refreshes what it changed. */
+async function social(what, fn, after) {
+  try {
+    const r = await fn();
+    store.setBanner('');
+    if (after) await after(r);
+  } catch (e) {
+    store.setBanner(errorText(e, what));
+  }
+}
+
+const people = {
+  accept: (id) => social('friend', () => client.acceptFriend(id), (r) => { store.addFriend({ id, name: r.name, state: r.state }); refreshSocial(); }),
+  decline: (id) => social('friend', () => client.declineFriend(id), refreshSocial),
+  cancel: (id) => social('friend', () => client.cancelFriend(id), refreshSocial),
+  unfriend: (id) => social('friend', () => client.removeFriend(id), () => store.removeFriend(id)),
+  block: (id) => social('block', () => client.block(id), () => { store.removeFriend(id); refreshSocial(); }),
+  unblock: (id) => social('block', () => client.unblock(id), refreshSocial),
+  add: (id) => social('friend', () => client.requestFriend(id), (r) => {
+    if (r.friend) store.addFriend({ id, name: r.name, state: r.state });
+    refreshSocial();
+  }),
+  search: (prefix) => social('search', () => client.searchUsers(prefix), (r) => store.setFound(r.users || [])),
+  joinInvited: (gid) => social('join', () => client.groupOp(MSG.GROUP_ASK, gid), async () => { await refreshGroups(); refreshSocial(); openConv(groupConv(gid)); }),
+  leave: (gid) => social('group', () => client.groupOp(MSG.GROUP_LEAVE, gid), () => { store.dropGroup(gid); refreshSocial(); }),
+};
+
+const admin = {
+  info: refreshInfo,
+  invite: (gid, id) => social('group', () => client.groupOp(MSG.GROUP_INVITE, gid, id), () => refreshInfo(gid)),
+  approve: (gid, id) => social('group', () => client.groupOp(MSG.GROUP_APPROVE, gid, id), () => refreshInfo(gid)),
+  remove: (gid, id) => social('group', () => client.groupOp(MSG.GROUP_REMOVE, gid, id), () => refreshInfo(gid)),
+  role: (gid, id, role) => social('group', () => client.groupOp(MSG.GROUP_ROLE, gid, id, role), () => refreshInfo(gid)),
+  setPrivate: (gid, priv) => {
+    const i = store.info.get(gid);
+    if (!i) return;
+    social('group', () => client.updateGroup(gid, i.groupname, i.groupdesc, priv, i.history), () => refreshInfo(gid));
+  },
+  leave: people.leave,
+  deleteGroup: (gid) => social('group', () => client.groupOp(MSG.GROUP_DELETE, gid), () => store.dropGroup(gid)),
+};
 
 // ---- actions from the side panel: each is a small form. More (friend
 // requests, blocks, group admin) are added here and rendered the same way.
@@ -56,16 +129,21 @@ const actions = {
     fields: [{ name: 'id', label: 'User id', numeric: true }],
     async run({ id }) {
       const r = await client.addFriend(id);
-      store.addFriend({ id, name: r.name, state: r.state });
+      // By default a friendship needs consent: this was a request (friend
+      // false) unless the other had asked first. Direct messages work
+      // either way, so the conversation opens.
+      if (r.friend === false) { store.names.set(id, r.name); refreshSocial(); } else store.addFriend({ id, name: r.name, state: r.state });
       openConv(directConv(store.me.id, id));
     },
     where: 'friend',
   },
   create: {
     label: 'New group',
-    fields: [{ name: 'name', label: 'Group name' }, { name: 'desc', label: 'Description', optional: true }],
-    async run({ name, desc }) {
-      const r = await client.createGroup(name, desc || '');
+    fields: [{ name: 'name', label: 'Group name' }, { name: 'desc', label: 'Description', optional: true },
+      { name: 'access', label: 'Who can join', choices: [['public', 'Anyone with its id (public)'], ['private', 'Only people I invite or admit (private)']] },
+      { name: 'history', label: 'New members see', choices: [['joined', 'Messages from their join on'], ['all', 'The whole history']] }],
+    async run({ name, desc, access, history }) {
+      const r = await client.createGroup(name, desc || '', access === 'private', history);
       store.putGroup({ id: r.groupid, groupname: name, groupdesc: desc || '', users: [{ id: store.me.id, name: store.me.name, state: 'online', role: 'creator' }] });
       openConv(groupConv(r.groupid));
     },
@@ -75,7 +153,14 @@ const actions = {
     label: 'Join group',
     fields: [{ name: 'id', label: 'Group id', numeric: true }],
     async run({ id }) {
-      await client.joinGroup(id);
+      try {
+        await client.joinGroup(id);
+      } catch (e) {
+        // A private group: ask its admins instead (joins at once when invited).
+        if (!(e instanceof ChatError) || e.errno !== ERR.FORBIDDEN) throw e;
+        const r = await client.groupOp(MSG.GROUP_ASK, id);
+        if (!r.joined) { store.setBanner(`Group ${id} is private: you asked to join; an admin will answer.`); refreshSocial(); return; }
+      }
       await refreshGroups();
       openConv(groupConv(id));
     },
@@ -88,10 +173,12 @@ function showAction(name) {
   const form = $('action-form');
   if (!a || form.dataset.action === name) { form.hidden = true; form.dataset.action = ''; return; }
   const error = el('p', { class: 'error', role: 'alert' });
-  const inputs = a.fields.map((f) => el('input', {
-    name: f.name, placeholder: f.label, 'aria-label': f.label, required: !f.optional,
-    inputmode: f.numeric ? 'numeric' : null, pattern: f.numeric ? '[0-9]+' : null, maxlength: f.numeric ? 18 : 200,
-  }));
+  const inputs = a.fields.map((f) => (f.choices
+    ? el('select', { name: f.name, 'aria-label': f.label, title: f.label }, f.choices.map(([v, text]) => el('option', { value: v }, text)))
+    : el('input', {
+      name: f.name, placeholder: f.label, 'aria-label': f.label, required: !f.optional,
+      inputmode: f.numeric ? 'numeric' : null, pattern: f.numeric ? '[0-9]+' : null, maxlength: f.numeric ? 18 : 200,
+    })));
   form.replaceChildren(el('div', { class: 'action-title' }, a.label), ...inputs,
     el('div', { class: 'row' }, el('button', { type: 'submit' }, a.label), el('button', { type: 'button', class: 'link', onclick: () => showAction(name) }, 'Cancel')), error);
   form.dataset.action = name;
@@ -289,6 +376,8 @@ function setupAuth() {
 
 const view = new View({
   selectConv: openConv,
+  people,
+  admin,
   back() { store.select(null); history.replaceState(null, '', location.pathname); },
   send: sendText,
   retry,
@@ -303,6 +392,7 @@ const view = new View({
 });
 
 for (const b of document.querySelectorAll('[data-action]')) b.addEventListener('click', () => showAction(b.dataset.action));
+$('people-toggle').addEventListener('click', () => { view.togglePeople(); if (view.peopleOpen) refreshSocial(); });
 store.subscribe((s) => { view.render(s); markRead(); });
 document.addEventListener('visibilitychange', markRead);
 window.addEventListener('hashchange', () => {

@@ -14,6 +14,12 @@ export const MSG = Object.freeze({
   LOGIN: 1, LOGIN_ACK: 2, LOGOUT: 3, REG: 4, REG_ACK: 5, ONE_CHAT: 6, ADD_FRIEND: 7,
   CREATE_GROUP: 8, ADD_GROUP: 9, GROUP_CHAT: 10, REPLY: 11, PRESENCE: 12, FRIEND_ADDED: 13,
   SYNC: 14, HISTORY: 15, READ: 16, RECONNECT: 17, PING: 18, GROUP_JOINED: 19,
+  // social (docs/protocol.md "Friends, blocks, people" and "Groups")
+  FRIEND_REQUEST: 60, FRIEND_ACCEPT: 61, FRIEND_DECLINE: 62, FRIEND_CANCEL: 63, FRIEND_REMOVE: 64,
+  BLOCK: 65, UNBLOCK: 66, SOCIAL_STATE: 67, SEARCH_USERS: 68, SET_NAME: 69, SET_PASSWORD: 70,
+  GROUP_INFO: 71, GROUP_INVITE: 72, GROUP_ASK: 73, GROUP_APPROVE: 74, GROUP_REMOVE: 75,
+  GROUP_LEAVE: 76, GROUP_ROLE: 77, GROUP_UPDATE: 78, GROUP_DELETE: 79,
+  FRIEND_EVENT: 80, GROUP_EVENT: 81, USER_EVENT: 82,
 });
 
 // Error codes (errno) of docs/protocol.md, plus ours for transport failures.
@@ -162,6 +168,9 @@ function toMessage(m) {
  *   friendAdded(ev)          {id, name, state}
  *   groupJoined(ev)          {groupid, id, name}
  *   read(conv, seq)          the user's read marker moved (another tab or device)
+ *   friendEvent(ev)          {event, id, name}: a friend request, decline, removal, block...
+ *   groupEvent(ev)           {event, groupid, id, name, role, groupname, ...}: a group changed
+ *   userEvent(ev)            {id, name}: a friend (or this user elsewhere) changed name
  *   loggedOut(reason)        the session cannot go on (bad token); show the login form
  */
 export class ChatClient {
@@ -263,6 +272,12 @@ export class ChatClient {
       try {
         for (;;) {
           const r = await this.conn.request({ msgid: MSG.SYNC, conv, after: cur.hi, limit: 200 });
+          // A group joined later is readable from the join on: nothing at
+          // or below r.from will ever come.
+          if (r.from > cur.hi) {
+            cur.hi = r.from;
+            for (const q of cur.held.keys()) if (q <= cur.hi) cur.held.delete(q);
+          }
           this.accept(conv, (r.msgs || []).map(toMessage));
           if (cur.hi >= r.last || !(r.msgs || []).length) break;
         }
@@ -284,6 +299,14 @@ export class ChatClient {
       case MSG.FRIEND_ADDED: this.emit('friendAdded', m); break;
       case MSG.GROUP_JOINED: this.emit('groupJoined', m); break;
       case MSG.READ: this.emit('read', m.conv, m.seq); break;
+      case MSG.FRIEND_EVENT: this.emit('friendEvent', m); break;
+      case MSG.GROUP_EVENT:
+        if (m.event === 'deleted' || ((m.event === 'removed' || m.event === 'left') && m.id === this.me)) {
+          this.cursors.delete(groupConv(m.groupid)); // nothing more comes, nothing to catch up
+        }
+        this.emit('groupEvent', m);
+        break;
+      case MSG.USER_EVENT: this.emit('userEvent', m); break;
       case MSG.RECONNECT:
         if (m.reason === 'resync') {
           for (const conv of this.cursors.keys()) this.sync(conv).catch(() => {});
@@ -379,8 +402,31 @@ export class ChatClient {
 
   read(conv, seq) { return this.call({ msgid: MSG.READ, conv, seq }); }
   addFriend(id) { return this.call({ msgid: MSG.ADD_FRIEND, friendid: id }); }
-  createGroup(name, desc) { return this.call({ msgid: MSG.CREATE_GROUP, groupname: name, groupdesc: desc }); }
+  createGroup(name, desc, priv = false, history = 'joined') {
+    return this.call({ msgid: MSG.CREATE_GROUP, groupname: name, groupdesc: desc, private: priv, history });
+  }
   joinGroup(id) { return this.call({ msgid: MSG.ADD_GROUP, groupid: id }); }
+
+  // Social: each resolves with the server's reply once it is stored.
+  requestFriend(id) { return this.call({ msgid: MSG.FRIEND_REQUEST, id }); }
+  acceptFriend(id) { return this.call({ msgid: MSG.FRIEND_ACCEPT, id }); }
+  declineFriend(id) { return this.call({ msgid: MSG.FRIEND_DECLINE, id }); }
+  cancelFriend(id) { return this.call({ msgid: MSG.FRIEND_CANCEL, id }); }
+  removeFriend(id) { return this.call({ msgid: MSG.FRIEND_REMOVE, id }); }
+  block(id) { return this.call({ msgid: MSG.BLOCK, id }); }
+  unblock(id) { return this.call({ msgid: MSG.UNBLOCK, id }); }
+  socialState() { return this.call({ msgid: MSG.SOCIAL_STATE }); }
+  searchUsers(prefix, cursor = '', limit = 20) { return this.call({ msgid: MSG.SEARCH_USERS, name: prefix, cursor, limit }); }
+  groupInfo(gid) { return this.call({ msgid: MSG.GROUP_INFO, groupid: gid }); }
+  groupOp(msgid, gid, id = 0, role = '') {
+    const req = { msgid, groupid: gid };
+    if (id) req.id = id;
+    if (role) req.role = role;
+    return this.call(req);
+  }
+  updateGroup(gid, name, desc, priv, history) {
+    return this.call({ msgid: MSG.GROUP_UPDATE, groupid: gid, groupname: name, groupdesc: desc, private: priv, history });
+  }
 
   /**
    * A fresh login reply (friends, groups with members, convs) from a second,

@@ -25,6 +25,81 @@ export class Store {
     this.open = null;               // the conversation shown, or null
     this.status = 'offline';        // connection: see ChatClient.status
     this.banner = '';               // an error to show at the top, if any
+    // social (SOCIAL_STATE, GROUP_INFO, search)
+    this.requests = [];             // open friend requests, sent and received: {from, fromname, to, toname, ts}
+    this.blocked = [];              // {id, name}
+    this.invites = [];              // the user's group invitations and requests: {groupid, groupname, kind, by, ts}
+    this.found = null;              // search results [{id, name}], null before any search
+    this.info = new Map();          // group id -> GROUP_INFO reply (settings, my role, members with roles, pending)
+  }
+
+  /** A SOCIAL_STATE reply. */
+  applySocial(r) {
+    this.requests = r.requests || [];
+    this.blocked = r.blocked || [];
+    this.invites = r.pending || [];
+    for (const q of this.requests) { this.names.set(q.from, q.fromname); this.names.set(q.to, q.toname); }
+    this.changed();
+  }
+
+  setFound(users) {
+    this.found = users;
+    for (const u of users) this.names.set(u.id, u.name);
+    this.changed();
+  }
+
+  /** A GROUP_INFO reply: settings, roles and pending rows of one group. */
+  setInfo(r) {
+    this.info.set(r.groupid, r);
+    const g = this.groups.get(r.groupid);
+    if (g) { g.name = r.groupname; g.desc = r.groupdesc; g.users = (r.users || []).map((u) => ({ ...u })); }
+    for (const u of r.users || []) this.names.set(u.id, u.name);
+    this.changed();
+  }
+
+  removeFriend(id) {
+    this.friends.delete(id);
+    this.changed();
+  }
+
+  /** The user is no longer in group gid (left, removed, deleted). */
+  dropGroup(gid) {
+    this.groups.delete(gid);
+    this.info.delete(gid);
+    const conv = groupConv(gid);
+    this.convs.delete(conv);
+    if (this.open === conv) this.open = null;
+    this.changed();
+  }
+
+  memberGone(gid, id) {
+    const g = this.groups.get(gid);
+    if (g) g.users = g.users.filter((u) => u.id !== id);
+    this.changed();
+  }
+
+  setRole(gid, id, role) {
+    const g = this.groups.get(gid);
+    if (g) for (const u of g.users) if (u.id === id) u.role = role;
+    const info = this.info.get(gid);
+    if (info && this.me && id === this.me.id) info.role = role;
+    this.changed();
+  }
+
+  groupUpdated(ev) {
+    const g = this.groups.get(ev.groupid);
+    if (g) { g.name = ev.groupname; g.desc = ev.groupdesc; }
+    const info = this.info.get(ev.groupid);
+    if (info) Object.assign(info, { groupname: ev.groupname, groupdesc: ev.groupdesc, private: ev.private, history: ev.history });
+    this.changed();
+  }
+
+  rename(id, name) {
+    if (this.me && id === this.me.id) this.me.name = name;
+    const f = this.friends.get(id);
+    if (f) f.name = name;
+    this.names.set(id, name);
+    this.changed();
   }
 
   subscribe(fn) { this.listeners.add(fn); return () => this.listeners.delete(fn); }

@@ -5,7 +5,7 @@
 // callbacks in `on` (see app.js). New panels (friend requests, blocks, group
 // admin) add a render method and an entry in app.js's actions.
 
-import { ERR } from './proto.js';
+import { ERR, directConv } from './proto.js';
 
 /** el('div', {class: 'x', onclick: f}, 'text', child...) builds an element; strings become text nodes. */
 export function el(tag, attrs = {}, ...children) {
@@ -54,7 +54,11 @@ export function errorText(e, where) {
       if (where === 'group') return 'That group name is taken; pick another.';
       return `Already exists: ${e.message}`;
     case ERR.NOT_FOUND: return `Not found: ${e.message}.`;
-    case ERR.FORBIDDEN: return where === 'send' ? 'Not sent: you are not a member of this group.' : 'You are not allowed to do that (not a member).';
+    case ERR.FORBIDDEN:
+      if (e.message === 'refused') return where === 'send' ? 'Not sent: this person does not take your messages.' : 'Refused.';
+      if (where === 'send') return e.message && e.message.includes('block') ? `Not sent: ${e.message}.` : 'Not sent: you are not a member of this group.';
+      if (where === 'join' || where === 'group') return `Not allowed: ${e.message}.`;
+      return 'You are not allowed to do that (not a member).';
     case ERR.TOO_LARGE: return 'Too long: the message is over the server\'s limit.';
     case ERR.RATE_LIMITED:
       return e.retryMs ? `Too many attempts; try again in ${Math.ceil(e.retryMs / 1000)} s.` : 'Too many attempts; wait a minute and try again.';
@@ -76,6 +80,14 @@ export class View {
     this.on = on;
     this.shown = { conv: null, first: 0, last: 0, pending: '' };
     this.membersOpen = false;
+    this.peopleOpen = false;
+    this.buildPeople();
+    this.buildMembers();
+    $('peer-block').addEventListener('click', () => {
+      const d = this.peer;
+      if (d) (d.blocked ? this.on.people.unblock : this.on.people.block)(d.id);
+    });
+    $('peer-unfriend').addEventListener('click', () => { if (this.peer) this.on.people.unfriend(this.peer.id); });
     const msgs = $('messages');
     msgs.addEventListener('scroll', () => {
       if (msgs.scrollTop < 60 && this.shown.conv) this.on.loadOlder(this.shown.conv);
@@ -89,7 +101,11 @@ export class View {
       if (ev.key === 'Escape' && !$('chat').hidden) this.on.back();
     });
     $('logout').addEventListener('click', () => this.on.logout());
-    $('members-toggle').addEventListener('click', () => { this.membersOpen = !this.membersOpen; this.on.redraw(); });
+    $('members-toggle').addEventListener('click', () => {
+      this.membersOpen = !this.membersOpen;
+      if (this.membersOpen && this.group) this.on.admin.info(this.group);
+      this.on.redraw();
+    });
     const text = $('text');
     let sentByEnter = false; // swallow the line break of the Enter that sent
     text.addEventListener('keydown', (ev) => {
@@ -142,6 +158,7 @@ export class View {
     $('me-name').textContent = s.me ? s.me.name : '';
     $('me-id').textContent = s.me ? `id ${s.me.id}` : '';
     this.renderConvs(s);
+    this.renderPeople(s);
     this.renderPane(s);
     const unread = [...s.convs.values()].reduce((n, c) => n + c.unread, 0);
     document.title = unread ? `(${unread}) clusterchat` : 'clusterchat';
@@ -211,14 +228,15 @@ export class View {
     sub.className = d.kind === 'user' && d.state === 'online' ? 'online' : 'muted';
     const toggle = $('members-toggle');
     toggle.hidden = d.kind !== 'group';
+    this.group = d.kind === 'group' ? d.id : 0;
+    const blocked = d.kind === 'user' && s.blocked.some((u) => u.id === d.id);
+    this.peer = d.kind === 'user' ? { id: d.id, blocked } : null;
+    $('peer-block').hidden = d.kind !== 'user';
+    $('peer-block').textContent = blocked ? 'Unblock' : 'Block';
+    $('peer-unfriend').hidden = !(d.kind === 'user' && d.friend);
     const panel = $('members');
     panel.hidden = !(d.kind === 'group' && this.membersOpen);
-    if (!panel.hidden && d.group) {
-      panel.replaceChildren(el('h3', {}, 'Members'), el('ul', {}, d.group.users.map((u) => el('li', {},
-        el('span', { class: `dot ${u.state === 'online' ? 'on' : 'off'}`, title: u.state }),
-        el('span', {}, u.name), el('span', { class: 'muted' }, ` #${u.id}`),
-        u.role && u.role !== 'normal' ? el('span', { class: 'role' }, u.role) : null))));
-    }
+    if (!panel.hidden && d.group) this.renderMembers(s, d.group);
     this.renderMessages(s, c, d);
   }
 
@@ -266,6 +284,95 @@ export class View {
     else if (prepended) box.scrollTop = oldTop + (box.scrollHeight - oldHeight);
     else if (grew) $('new-below').hidden = false;
     if (!same) $('new-below').hidden = true;
+  }
+
+  togglePeople() { this.peopleOpen = !this.peopleOpen; this.on.redraw(); }
+
+  /** The people panel's fixed parts: built once, so typing survives redraws. */
+  buildPeople() {
+    const search = el('input', { id: 'people-search', placeholder: 'Name starts with…', 'aria-label': 'Search people by name', maxlength: 50 });
+    this.peopleLists = { requests: el('ul', { id: 'requests' }), invites: el('ul', { id: 'invites' }), blocked: el('ul', { id: 'blocked' }), found: el('ul', { id: 'found' }) };
+    $('people').replaceChildren(
+      el('h3', {}, 'Friend requests'), this.peopleLists.requests,
+      el('h3', {}, 'Group invitations'), this.peopleLists.invites,
+      el('h3', {}, 'Find people'),
+      el('form', { id: 'people-search-form', onsubmit: (ev) => { ev.preventDefault(); if (search.value.trim()) this.on.people.search(search.value.trim()); } },
+        search, el('button', { type: 'submit', class: 'small' }, 'Search')),
+      this.peopleLists.found,
+      el('h3', {}, 'Blocked'), this.peopleLists.blocked);
+  }
+
+  renderPeople(s) {
+    const me = s.me ? s.me.id : 0;
+    const incoming = s.requests.filter((r) => r.to === me);
+    const invites = s.invites.filter((p) => p.kind === 'invite');
+    const badge = $('people-badge');
+    badge.textContent = String(incoming.length + invites.length);
+    badge.hidden = incoming.length + invites.length === 0;
+    $('people').hidden = !this.peopleOpen;
+    if (!this.peopleOpen) return;
+    const btn = (text, onclick, cls = 'small') => el('button', { type: 'button', class: cls, onclick }, text);
+    const L = this.peopleLists;
+    L.requests.replaceChildren(...[...s.requests.map((r) => (r.to === me
+      ? el('li', { 'data-from': r.from }, el('span', { class: 'grow' }, `${r.fromname} #${r.from} asks to be your friend`),
+        btn('Accept', () => this.on.people.accept(r.from)), btn('Decline', () => this.on.people.decline(r.from), 'small plain'))
+      : el('li', { 'data-to': r.to }, el('span', { class: 'grow muted' }, `you asked ${r.toname} #${r.to}`),
+        btn('Cancel', () => this.on.people.cancel(r.to), 'small plain')))),
+    s.requests.length ? null : el('li', { class: 'muted' }, 'None.')].filter(Boolean));
+    L.invites.replaceChildren(...[...s.invites.map((p) => (p.kind === 'invite'
+      ? el('li', { 'data-group': p.groupid }, el('span', { class: 'grow' }, `invited to “${p.groupname}” #${p.groupid}`),
+        btn('Join', () => this.on.people.joinInvited(p.groupid)), btn('Decline', () => this.on.people.leave(p.groupid), 'small plain'))
+      : el('li', { 'data-group': p.groupid }, el('span', { class: 'grow muted' }, `you asked to join “${p.groupname}” #${p.groupid}`),
+        btn('Withdraw', () => this.on.people.leave(p.groupid), 'small plain')))),
+    s.invites.length ? null : el('li', { class: 'muted' }, 'None.')].filter(Boolean));
+    L.found.replaceChildren(...[...(s.found || []).map((u) => el('li', { 'data-user': u.id },
+      el('span', { class: 'grow' }, `${u.name} #${u.id}`),
+      u.id === me || s.friends.has(u.id) ? null : btn('Add friend', () => this.on.people.add(u.id)),
+      u.id === me ? null : btn('Message', () => this.on.selectConv(directConv(me, u.id)), 'small plain'))),
+    s.found && s.found.length === 0 ? el('li', { class: 'muted' }, 'Nobody by that name.') : null].filter(Boolean));
+    L.blocked.replaceChildren(...[...s.blocked.map((u) => el('li', { 'data-user': u.id },
+      el('span', { class: 'grow' }, `${u.name} #${u.id}`), btn('Unblock', () => this.on.people.unblock(u.id), 'small plain'))),
+    s.blocked.length ? null : el('li', { class: 'muted' }, 'Nobody.')].filter(Boolean));
+  }
+
+  /** The members panel's invite form: built once, kept across redraws. */
+  buildMembers() {
+    const input = el('input', { id: 'invite-id', placeholder: 'User id', 'aria-label': 'User id to invite', inputmode: 'numeric', pattern: '[0-9]+', maxlength: 18 });
+    this.inviteForm = el('form', { id: 'invite-form', onsubmit: (ev) => {
+      ev.preventDefault();
+      const id = Number(input.value.trim());
+      if (this.group && Number.isInteger(id) && id > 0) { this.on.admin.invite(this.group, id); input.value = ''; }
+    } }, input, el('button', { type: 'submit', class: 'small' }, 'Invite'));
+    this.memberParts = { settings: el('div', { class: 'settings muted' }), list: el('ul', { id: 'member-list' }), pending: el('ul', { class: 'pending', id: 'pending-list' }), buttons: el('div', { class: 'row' }) };
+  }
+
+  /** Members with roles; for admins the admin actions (docs/protocol.md "Groups"). */
+  renderMembers(s, g) {
+    const info = s.info.get(g.id);
+    const me = s.me ? s.me.id : 0;
+    const mine = info ? info.role : (g.users.find((u) => u.id === me)?.role || 'normal');
+    const isAdmin = mine === 'admin' || mine === 'creator';
+    const btn = (text, onclick, cls = 'small plain') => el('button', { type: 'button', class: cls, onclick }, text);
+    const P = this.memberParts;
+    P.settings.textContent = info ? `${info.private ? 'Private' : 'Public'} group · new members see ${info.history === 'all' ? 'the whole history' : 'messages from their join on'} · you are ${mine}` : '';
+    P.list.replaceChildren(...g.users.map((u) => el('li', { 'data-user': u.id },
+      el('span', { class: `dot ${u.state === 'online' ? 'on' : 'off'}`, title: u.state }),
+      el('span', { class: 'grow' }, u.name, el('span', { class: 'muted' }, ` #${u.id}`)),
+      u.role && u.role !== 'normal' ? el('span', { class: 'role' }, u.role) : null,
+      mine === 'creator' && u.id !== me ? btn(u.role === 'admin' ? 'Make member' : 'Make admin', () => this.on.admin.role(g.id, u.id, u.role === 'admin' ? 'normal' : 'admin')) : null,
+      isAdmin && u.id !== me && (u.role === 'normal' || (u.role === 'admin' && mine === 'creator')) ? btn('Remove', () => this.on.admin.remove(g.id, u.id)) : null)));
+    const pending = info && isAdmin ? info.pending || [] : [];
+    P.pending.replaceChildren(...pending.map((p) => el('li', { 'data-user': p.id },
+      el('span', { class: 'grow' }, p.kind === 'request' ? `${p.name} #${p.id} asks to join` : `${p.name} #${p.id} is invited`),
+      p.kind === 'request' ? btn('Approve', () => this.on.admin.approve(g.id, p.id), 'small') : null,
+      btn(p.kind === 'request' ? 'Refuse' : 'Withdraw', () => this.on.admin.remove(g.id, p.id)))));
+    P.buttons.replaceChildren(...[
+      isAdmin && info ? btn(info.private ? 'Make public' : 'Make private', () => this.on.admin.setPrivate(g.id, !info.private)) : null,
+      mine === 'creator' ? btn('Delete group', () => this.on.admin.deleteGroup(g.id)) : btn('Leave group', () => this.on.admin.leave(g.id))].filter(Boolean));
+    const canInvite = isAdmin || (info && !info.private);
+    $('members').replaceChildren(...[el('h3', {}, 'Members'), P.settings, P.list,
+      pending.length ? el('h3', {}, 'Pending') : null, P.pending,
+      canInvite ? this.inviteForm : null, P.buttons].filter(Boolean));
   }
 
   /** Shows the forms for logging in; error under them. */
