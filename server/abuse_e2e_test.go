@@ -80,6 +80,13 @@ func TestStrangerCannotLockOwnerOut(t *testing.T) {
 	tk.expect(2, "rid", 1, "errno", 0, "id", owner.id)
 	by.chat()
 	home.ping()
+	logs := ts.logs.String()
+	if !strings.Contains(logs, "addr=127.0.0.2") || !strings.Contains(logs, "login locked") {
+		t.Errorf("failed logins and the lock are not logged with the client's address")
+	}
+	if strings.Contains(logs, "guess") || strings.Contains(logs, owner.pw) {
+		t.Errorf("a password reached the log")
+	}
 	if ts.metric(t, "chat_rate_limited_total") < 2 {
 		t.Errorf("chat_rate_limited_total = %v, want the refusals counted", ts.metric(t, "chat_rate_limited_total"))
 	}
