@@ -71,8 +71,8 @@ func TestNoLossStoreFaults(t *testing.T) {
 			sf := newSFTraffic(t, c)
 			sf.waitProgress(t, "traffic before the fault", 5)
 
+			down, before := time.Now(), sf.total()
 			tc.fault(t, c, standby)
-			down := time.Now()
 			// The committers hold the messages: /readyz says so (the store
 			// stays down until it does, so this is no race).
 			for _, s := range c.servers {
@@ -85,7 +85,8 @@ func TestNoLossStoreFaults(t *testing.T) {
 			for _, s := range c.servers {
 				waitReady(t, s, 60*time.Second)
 			}
-			t.Logf("%s: store out for %v (until every server was ready again)", tc.name, time.Since(down).Round(10*time.Millisecond))
+			t.Logf("%s: store out for %v (from the fault until every server was ready again); %d messages sent meanwhile",
+				tc.name, time.Since(down).Round(10*time.Millisecond), sf.total()-before)
 			sf.waitProgress(t, "traffic after the fault", 5)
 			sf.stop()
 			sf.verify(t, c)
