@@ -73,6 +73,10 @@ type Store interface {
 	// its groups, and every 1:1 conversation with at least one message.
 	// Ordered by Conv.
 	Convs(ctx context.Context, uid int64) ([]ConvState, error)
+	// LastSeq returns the Seq of conv's newest message, 0 if it has none
+	// (or no such conversation exists). One read, whatever the number of
+	// conversations of its users: HISTORY and SYNC ask it.
+	LastSeq(ctx context.Context, conv string) (int64, error)
 	// Undelivered returns up to limit messages not sent by uid with Seq above
 	// uid's delivered cursor of their conversation, over all its
 	// conversations, ordered by ID. It moves no cursor.

@@ -1115,6 +1115,20 @@ func (s *Store) Convs(ctx context.Context, uid int64) ([]clusterchat.ConvState, 
 	return out, nil
 }
 
+// LastSeq implements clusterchat.Store: one seek to the end of conv's
+// messages.
+func (s *Store) LastSeq(ctx context.Context, conv string) (int64, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	seq, err := s.lastSeqOf(conv)
+	if err != nil {
+		return 0, s.fail("last seq", err)
+	}
+	return seq, nil
+}
+
 // Undelivered implements clusterchat.Store: the messages above the
 // delivered cursor of each of uid's conversations (at most limit of each),
 // merged by id.

@@ -340,6 +340,16 @@ ORDER BY c.conv`, uid)
 	return out, err
 }
 
+// LastSeq returns conv's last seq from its convs row (raised in the
+// transaction that appends), 0 without one.
+func (s *Store) LastSeq(ctx context.Context, conv string) (int64, error) {
+	var seq int64
+	err := s.run(ctx, "last seq", true, func() error {
+		return s.pool.QueryRow(ctx, `SELECT coalesce((SELECT last_seq FROM convs WHERE conv = $1), 0)`, conv).Scan(&seq)
+	})
+	return seq, err
+}
+
 // Undelivered returns up to limit messages not sent by uid above its
 // delivered cursors, ordered by id.
 func (s *Store) Undelivered(ctx context.Context, uid int64, limit int) ([]*clusterchat.Message, error) {

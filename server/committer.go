@@ -375,6 +375,7 @@ func (s *Server) submit(j *job) {
 type pubJob struct {
 	channel clusterchat.Channel
 	payload []byte
+	env     *envelope // instead of payload with an in-process broker: dispatched as is
 }
 
 var pubSeed = maphash.MakeSeed()
@@ -382,18 +383,25 @@ var pubSeed = maphash.MakeSeed()
 // publish hands e to the worker that owns channel: per-channel order is
 // kept, while different channels publish in parallel (a broker round trip
 // must not serialize the whole server).
+//
+// With an in-process broker (clusterchat.InProcessBroker) this server is
+// the only subscriber there is, so the envelope goes straight to the hub
+// (dispatch): no marshal, no copy, no unmarshal, no broker lock. The hub's
+// index holds exactly the sessions the broker subscriptions stand for.
 func (s *Server) publish(channel clusterchat.Channel, e *envelope) {
-	payload := e.marshal(make([]byte, 0, 48+len(e.classic)+len(e.native)))
-	if s.syncBroker && !channel.Group {
-		// An in-process broker delivers within the call and never waits on
-		// a network: calling it here keeps order and saves a goroutine hop.
-		// Group channels still go to the workers: a fan-out to many
-		// sessions is worth spreading over the cores.
-		if err := s.Broker.Publish(context.Background(), channel, payload); err != nil {
-			s.log.Warn("publish failed; recipients will catch up from the store", "channel", channel, "err", err)
+	if s.syncBroker {
+		if !channel.Group {
+			// Inline: keeps order and saves a goroutine hop. Group channels
+			// still go to the workers: a fan-out to many sessions is worth
+			// spreading over the cores.
+			s.dispatch(channel, e)
+			return
 		}
+		w := maphash.Comparable(pubSeed, channel) % uint64(len(s.pubs))
+		s.pubs[w] <- pubJob{channel: channel, env: e}
 		return
 	}
+	payload := e.marshal(make([]byte, 0, 48+len(e.classic)+len(e.native)))
 	w := maphash.Comparable(pubSeed, channel) % uint64(len(s.pubs))
 	s.pubs[w] <- pubJob{channel: channel, payload: payload}
 }
@@ -410,6 +418,10 @@ func (s *Server) runPublisher(in <-chan pubJob) {
 	channels := make([]clusterchat.Channel, 0, maxPubBatch)
 	payloads := make([][]byte, 0, maxPubBatch)
 	for j := range in {
+		if j.env != nil {
+			s.dispatch(j.channel, j.env)
+			continue
+		}
 		channels = append(channels[:0], j.channel)
 		payloads = append(payloads[:0], j.payload)
 	more:

@@ -119,10 +119,18 @@ func (s *Server) HandleMessage(channel clusterchat.Channel, payload []byte) {
 		s.log.Error("dropping malformed envelope", "channel", channel, "err", err)
 		return
 	}
+	s.dispatch(channel, &e)
+}
+
+// dispatch delivers e, published on channel, to the local sessions it
+// concerns. With an in-process broker publish calls it directly: there is
+// no other process to carry the envelope to, so it is never marshalled.
+// e is shared by every recipient and must not change once dispatched.
+func (s *Server) dispatch(channel clusterchat.Channel, e *envelope) {
 	id := channel.ID
 	h := s.hub
 	if e.kind == kindRevoke {
-		s.applyRevoke(&e)
+		s.applyRevoke(e)
 		return
 	}
 	if e.kind == kindJoin { // a user joined a group: index their sessions here
@@ -142,7 +150,7 @@ func (s *Server) HandleMessage(channel clusterchat.Channel, payload []byte) {
 				if e.native != nil {
 					// Told only once subscribed: what the user sends or
 					// expects after hearing it reaches this session.
-					ev := e
+					ev := *e // a copy: e is shared with every recipient
 					ev.kind = kindEvent
 					sess.deliver(&ev)
 				}
@@ -154,18 +162,18 @@ func (s *Server) HandleMessage(channel clusterchat.Channel, payload []byte) {
 	if channel.Group {
 		for sess := range h.groups[id] {
 			if e.kind != kindLeave || sess.uid != e.from { // the leaver hears it on its own channel
-				sess.deliver(&e)
+				sess.deliver(e)
 			}
 		}
 	} else {
 		for _, sess := range h.users[id] {
-			s.socialEnvelope(sess, &e)
-			sess.deliver(&e)
+			s.socialEnvelope(sess, e)
+			sess.deliver(e)
 		}
 	}
 	h.mu.RUnlock()
 	if channel.Group && (e.kind == kindLeave || e.kind == kindDrop) {
-		s.groupGone(&e)
+		s.groupGone(e)
 	}
 }
 

@@ -95,7 +95,7 @@ func (s *Server) fetch(ctx context.Context, sess *session, q *proto.Request) err
 		if len(msgs) > 0 {
 			last = msgs[len(msgs)-1].Seq
 		}
-	} else if last, err = s.lastSeq(ctx, sess.uid, conv, msgs); err != nil {
+	} else if last, err = s.lastSeq(ctx, conv, msgs); err != nil {
 		return err
 	}
 	if acc.Former {
@@ -113,21 +113,19 @@ func (s *Server) fetch(ctx context.Context, sess *session, q *proto.Request) err
 }
 
 // lastSeq returns the conversation's newest seq, for the client to know
-// whether to page on.
-func (s *Server) lastSeq(ctx context.Context, uid int64, conv string, msgs []*clusterchat.Message) (int64, error) {
-	convs, err := s.Store.Convs(ctx, uid)
+// whether to page on: one store read of that conversation alone (reading
+// every conversation of the user made a page cost grow with them).
+func (s *Server) lastSeq(ctx context.Context, conv string, msgs []*clusterchat.Message) (int64, error) {
+	last, err := s.Store.LastSeq(ctx, conv)
 	if err != nil {
 		return 0, err
 	}
-	for _, c := range convs {
-		if c.Conv == conv {
-			return c.LastSeq, nil
-		}
-	}
 	if len(msgs) > 0 {
-		return msgs[len(msgs)-1].Seq, nil
+		// A message committed after the page was read is newer still; one
+		// committed after LastSeq cannot be older than the page.
+		last = max(last, msgs[len(msgs)-1].Seq)
 	}
-	return 0, nil
+	return last, nil
 }
 
 func (s *Server) markRead(ctx context.Context, sess *session, q *proto.Request) error {
@@ -140,7 +138,7 @@ func (s *Server) markRead(ctx context.Context, sess *session, q *proto.Request) 
 	}
 	// Clamped to the conversation's last message: a marker past it would
 	// hide every message still to come as "read".
-	last, err := s.lastSeq(ctx, sess.uid, conv, nil)
+	last, err := s.lastSeq(ctx, conv, nil)
 	if err != nil {
 		return err
 	}

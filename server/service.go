@@ -27,8 +27,9 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 		s.replyConnErr(c, q.MsgID, q.RID, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
+	rc := newReqCtx()
+	defer rc.end()
+	var ctx context.Context = rc
 	var err error
 	switch q.MsgID {
 	case proto.Register:

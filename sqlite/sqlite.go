@@ -87,6 +87,7 @@ type writeStmts struct {
 type readStmts struct {
 	user, friends, group, members, userGroups, role *sql.Stmt
 	since, before, convs, undelivered, tokenUser    *sql.Stmt
+	lastSeq                                         *sql.Stmt
 }
 
 // msgCols is the column list every message query returns, in scanMsg order.
@@ -311,6 +312,7 @@ func (s *Store) open() error {
 	prep(s.rdb, &r.undelivered, `SELECT m.id, m.conv, m.seq, m.sender, m.sender_name, m.recipient, m.group_id, m.body, m.ctime, m.ts, m.cmid
 		FROM cursors c CROSS JOIN messages m ON m.conv = c.conv AND m.seq > c.delivered
 		WHERE c.user_id = ?1 AND m.sender != ?1 ORDER BY m.id LIMIT ?2`)
+	prep(s.rdb, &r.lastSeq, "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv = ?")
 	prep(s.rdb, &r.tokenUser, "SELECT user_id FROM tokens WHERE hash = ? AND expires > ?")
 	return err
 }
@@ -394,7 +396,7 @@ func (s *Store) closeDBs() error {
 	for _, st := range []*sql.Stmt{
 		s.w.insMsg, s.w.selCMID, s.w.maxSeq, s.w.setLastID, s.w.insCursor, s.w.markDelivered, s.w.markRead,
 		s.r.user, s.r.friends, s.r.group, s.r.members, s.r.userGroups, s.r.role,
-		s.r.since, s.r.before, s.r.convs, s.r.undelivered, s.r.tokenUser,
+		s.r.since, s.r.before, s.r.convs, s.r.undelivered, s.r.tokenUser, s.r.lastSeq,
 	} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -862,6 +864,14 @@ func (s *Store) Convs(ctx context.Context, uid int64) ([]clusterchat.ConvState, 
 		out = append(out, c)
 	}
 	return out, s.wrap("convs", rows.Err())
+}
+
+// LastSeq implements clusterchat.Store: MAX over the (conv, seq) key is
+// one index probe.
+func (s *Store) LastSeq(ctx context.Context, conv string) (int64, error) {
+	var seq int64
+	err := s.r.lastSeq.QueryRowContext(ctx, conv).Scan(&seq)
+	return seq, s.wrap("last seq", err)
 }
 
 // Undelivered implements clusterchat.Store.

@@ -677,6 +677,26 @@ func testConvs(t *testing.T, s clusterchat.Store) {
 			t.Errorf("Convs(%d):\n got %+v\nwant %+v", tc.uid, got, tc.want)
 		}
 	}
+	// LastSeq reads one conversation: the same LastSeq as Convs, 0 for a
+	// conversation without messages or none at all.
+	lastTests := []struct {
+		conv string
+		want int64
+	}{
+		{d12, 3},
+		{d13, 1},
+		{clusterchat.GroupConv(g1), 0},
+		{clusterchat.GroupConv(g2), 1},
+		{clusterchat.DirectConv(u1, u4), 0},
+		{"nope", 0},
+	}
+	for _, tc := range lastTests {
+		got, err := s.LastSeq(c, tc.conv)
+		must(t, "LastSeq", err)
+		if got != tc.want {
+			t.Errorf("LastSeq(%q) = %d, want %d", tc.conv, got, tc.want)
+		}
+	}
 }
 
 func testUndelivered(t *testing.T, s clusterchat.Store) {
