@@ -269,9 +269,8 @@ func (s *Store) syncer(interval time.Duration) {
 			continue
 		}
 		s.fs.requestFsync()
-		if err := s.db.LogData(nil, pdb.Sync); err != nil {
+		if err := s.syncWAL(); err != nil {
 			s.logger.Error("periodic WAL sync failed", "err", err)
-			s.markBroken(err)
 		}
 		s.leave()
 	}
@@ -302,7 +301,7 @@ func (s *Store) Close() error {
 		// The unsynced tail of the WAL is in the kernel already; an fsync
 		// here makes a clean shutdown durable against power loss too.
 		s.fs.requestFsync()
-		if err := s.db.LogData(nil, pdb.Sync); err != nil {
+		if err := s.syncWAL(); err != nil {
 			s.closeErr = s.fail("close", err)
 		}
 		if err := s.db.Close(); err != nil && s.closeErr == nil {
@@ -507,12 +506,36 @@ func (s *Store) write(ctx context.Context, op string, fn func(b *pdb.Batch) (aft
 // commit commits b durably against a process crash: pdb.Sync, so that the
 // WAL writer hands the record to the kernel before returning (walFS decides
 // whether that includes an fsync). The caller holds wmu.
-//
-// A failed WAL write makes Pebble call Fatalf ("fatal commit error"): the
-// database is done for, but not the process. That panic is caught here and
-// the database reopened (markBroken); the process keeps serving reads of
-// nothing and refusing writes with EUNAVAILABLE meanwhile.
-func (s *Store) commit(b *pdb.Batch) (err error) {
+func (s *Store) commit(b *pdb.Batch) error {
+	if err := s.apply(b); err != nil {
+		return err
+	}
+	if !s.fs.syncAll {
+		select {
+		case s.dirty <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// syncWAL makes the WAL sync (an empty record committed with pdb.Sync, what
+// DB.LogData does), through apply.
+func (s *Store) syncWAL() error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.LogData(nil, nil); err != nil {
+		return err
+	}
+	return s.apply(b)
+}
+
+// apply commits b with pdb.Sync. If that fails the database is done for
+// (a full or failing disk), though not the process: a failed WAL write
+// makes Pebble call Fatalf ("fatal commit error"), whose panic is caught
+// here, and markBroken takes the database out of service until it is
+// reopened; the caller gets EUNAVAILABLE.
+func (s *Store) apply(b *pdb.Batch) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(fatalPanic)
@@ -526,12 +549,6 @@ func (s *Store) commit(b *pdb.Batch) (err error) {
 	if err := b.Commit(pdb.Sync); err != nil {
 		s.markBroken(err)
 		return errBroken
-	}
-	if !s.fs.syncAll {
-		select {
-		case s.dirty <- struct{}{}:
-		default:
-		}
 	}
 	return nil
 }
