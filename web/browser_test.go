@@ -90,7 +90,14 @@ func TestBrowser(t *testing.T) {
 		a.register()
 		b.register()
 		conv = direct(alice.id, bob.id)
+		// Friendship by consent: alice asks, bob accepts from his People
+		// panel; then each sees the other online.
 		a.action("friend", strconv.FormatInt(bob.id, 10))
+		b.waitJS("a request on bob's People button", `document.getElementById('people-badge').textContent === '1'`)
+		b.click("#people-toggle")
+		b.click(fmt.Sprintf(`#requests [data-from="%d"] button`, alice.id)) // Accept
+		b.click("#people-toggle")
+		a.waitJS("bob a friend, online", fmt.Sprintf(`document.querySelector('#convs [data-conv=%q] .dot.on')`, conv))
 		a.send("hi bob")
 		b.waitJS("alice in bob's list with 1 unread", fmt.Sprintf(`document.querySelector('#convs [data-conv=%q] .badge')?.textContent === '1'`, conv))
 		b.openConv(conv)
@@ -129,8 +136,8 @@ func TestBrowser(t *testing.T) {
 		a.waitJS("bob named as the sender", `document.querySelector('#messages .msg[data-seq="2"] .sender')?.textContent === 'bob'`)
 		a.click("#members-toggle")
 		a.waitJS("2 members listed", `document.querySelectorAll('#members li').length === 2`)
-		a.screenshot("desktop-group", 1200, 760, "web-client.png")
 		a.click("#members-toggle")
+		a.screenshot("desktop-group", 1200, 760, "web-client.png")
 		a.openConv(conv)
 		a.screenshot("phone-conversation", 390, 844, "web-client-phone.png")
 		a.click("#back")

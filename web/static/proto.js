@@ -310,6 +310,12 @@ export class ChatClient {
       case MSG.RECONNECT:
         if (m.reason === 'resync') {
           for (const conv of this.cursors.keys()) this.sync(conv).catch(() => {});
+        } else if (m.reason === 'revoked') {
+          // Logged out everywhere, or the password changed: the token is
+          // dead, so do not try to resume with it.
+          this.stop();
+          conn.close();
+          this.emit('loggedOut', 'You were logged out on every device; please log in again.');
         } else {
           conn.close(); // the server is going away: reconnect (elsewhere)
         }
