@@ -2,34 +2,25 @@ package client
 
 import (
 	"context"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"clusterchat"
-	"clusterchat/inmem"
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 	"clusterchat/server"
-	"clusterchat/sqlite"
 )
 
 const waitTime = 20 * time.Second
 
-// testServer is a real chatserver (package server) on loopback with an
-// embedded SQLite store that outlives restarts of the server.
+// testServer is a real chatserver (package server, in this process; see
+// internal/wiretest) on loopback with an embedded SQLite store that
+// outlives restarts of the server (Stop, Start).
 type testServer struct {
-	t     *testing.T
-	store *sqlite.Store
-	addr  string
-	edit  func(*server.Config) // changes to the test configuration, if any
-
-	mu  sync.Mutex
-	srv *server.Server
-	brk *inmem.Broker
-	prs *inmem.Presence
+	*wiretest.Server
+	addr string
 }
 
 func startServer(t *testing.T) *testServer {
@@ -41,61 +32,14 @@ func startServer(t *testing.T) *testServer {
 // limits are off unless edit turns them on).
 func startServerWith(t *testing.T, edit func(*server.Config)) *testServer {
 	t.Helper()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "chat.db"), nil)
-	if err != nil {
-		t.Fatalf("sqlite: %v", err)
-	}
-	ts := &testServer{t: t, store: st, addr: "127.0.0.1:0", edit: edit}
-	ts.start()
-	t.Cleanup(func() {
-		ts.stop()
-		st.Close()
-	})
-	return ts
+	w := wiretest.StartServer(t, edit)
+	return &testServer{Server: w, addr: w.TCP}
 }
 
-// start opens a server on ts.addr (the same port again after stop).
-func (ts *testServer) start() {
-	ts.t.Helper()
-	cfg := server.Config{Addr: ts.addr, BcryptCost: 4, RateLimitsOff: true}
-	if ts.edit != nil {
-		ts.edit(&cfg)
-	}
-	srv := server.New(cfg, slog.New(slog.DiscardHandler))
-	srv.Store = ts.store
-	brk := inmem.NewBroker(srv)
-	srv.Broker = brk
-	prs := inmem.NewPresence()
-	srv.Presence = prs
-	var err error
-	for range 100 { // the old listener's port may linger a moment
-		if err = srv.Open(); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		ts.t.Fatalf("server open: %v", err)
-	}
-	ts.mu.Lock()
-	ts.srv, ts.brk, ts.prs = srv, brk, prs
-	ts.addr = srv.Addr().String()
-	ts.mu.Unlock()
-}
-
-// stop closes the server (it tells native sessions to reconnect).
-func (ts *testServer) stop() {
-	ts.mu.Lock()
-	srv, brk, prs := ts.srv, ts.brk, ts.prs
-	ts.srv = nil
-	ts.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	srv.Close()
-	brk.Close()
-	prs.Close()
-}
+// stop and start stop the server and start it again on the same address
+// and store (wiretest.Server's Stop and Start).
+func (ts *testServer) stop()  { ts.Stop() }
+func (ts *testServer) start() { ts.Start() }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTime)

@@ -12,6 +12,7 @@ import (
 	"clusterchat"
 	"clusterchat/client"
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 	"clusterchat/proto"
 )
 
@@ -80,7 +81,7 @@ func testHealth(t *testing.T, c *cluster) {
 				t.Errorf("with a session logged in: chat_sessions=%v chat_connections=%v chat_logins_total=%v",
 					m["chat_sessions"], m["chat_connections"], m["chat_logins_total"])
 			}
-			r.close()
+			r.Close()
 		})
 	}
 }
@@ -88,9 +89,9 @@ func testHealth(t *testing.T, c *cluster) {
 // classicChatKeys are exactly the fields a classic recipient gets.
 var classicChatKeys = []string{"id", "msg", "msgid", "name", "time", "to"}
 
-func keys(o obj) []string {
+func keys(o wiretest.Obj) []string {
 	var k []string
-	for key := range o.m {
+	for key := range o.M {
 		k = append(k, key)
 	}
 	slices.Sort(k)
@@ -107,23 +108,23 @@ func testClassicOneToOne(t *testing.T, c *cluster) {
 			// The classic client's own fields, spoofed sender and time
 			// included: the server must stamp the session's user and its
 			// own time.
-			ra.sendf(`{"msgid":6,"id":999999,"name":"mallory","to":%d,"msg":"hello b: from a","time":"2024-01-02 03:04:05"}`, ub.id)
-			o := rb.expect(6, "id", ua.id, "name", ua.name, "to", ub.id, "msg", "hello b: from a")
-			if tm := o.str("time"); len(tm) != len(clusterchat.TimeFormat) || strings.HasPrefix(tm, "2024") {
+			ra.Sendf(`{"msgid":6,"id":999999,"name":"mallory","to":%d,"msg":"hello b: from a","time":"2024-01-02 03:04:05"}`, ub.id)
+			o := rb.Expect(6, "id", ua.id, "name", ua.name, "to", ub.id, "msg", "hello b: from a")
+			if tm := o.Str("time"); len(tm) != len(clusterchat.TimeFormat) || strings.HasPrefix(tm, "2024") {
 				t.Errorf("classic chat time %q: want the server's stamp, not the client's", tm)
 			}
 			if got := keys(o); !slices.Equal(got, classicChatKeys) {
-				t.Errorf("classic chat fields %v, want %v: %s", got, classicChatKeys, o.raw)
+				t.Errorf("classic chat fields %v, want %v: %s", got, classicChatKeys, o.Raw)
 			}
 			// Some copies of the client name the recipient "toid"; and no time.
-			rb.sendf(`{"msgid":6,"id":%d,"name":%q,"toid":%d,"msg":"hi a"}`, ub.id, ub.name, ua.id)
-			o = ra.expect(6, "id", ub.id, "name", ub.name, "msg", "hi a")
-			if len(o.str("time")) != len("2006-01-02 15:04:05") {
-				t.Errorf("server-filled time %q", o.str("time"))
+			rb.Sendf(`{"msgid":6,"id":%d,"name":%q,"toid":%d,"msg":"hi a"}`, ub.id, ub.name, ua.id)
+			o = ra.Expect(6, "id", ub.id, "name", ub.name, "msg", "hi a")
+			if len(o.Str("time")) != len("2006-01-02 15:04:05") {
+				t.Errorf("server-filled time %q", o.Str("time"))
 			}
 			// Nothing else arrived (a duplicate would come before the reply).
-			ra.ping()
-			rb.ping()
+			ra.Ping()
+			rb.Ping()
 		})
 	}
 }
@@ -186,9 +187,9 @@ func bodies(msgs []*clusterchat.Message) []string {
 // member is one group member with whatever client it uses.
 type member struct {
 	u   user
-	n   *native // Go client
-	r   *raw    // classic or hand-made native socket
-	raw bool    // r speaks proto 2
+	n   *native        // Go client
+	r   *wiretest.Conn // classic or hand-made native socket
+	raw bool           // r speaks proto 2
 }
 
 func testGroup(t *testing.T, c *cluster) {
@@ -205,8 +206,8 @@ func testGroup(t *testing.T, c *cluster) {
 	for _, addr := range []string{s[1].Addr(), s[2].Addr()} {
 		u := c.newUser(t, addr)
 		r, _ := classicAt(t, addr, u)
-		r.sendf(`{"msgid":9,"id":%d,"groupid":%d}`, u.id, gid)
-		r.ping() // classic join has no reply: the barrier says it was handled
+		r.Sendf(`{"msgid":9,"id":%d,"groupid":%d}`, u.id, gid)
+		r.Ping() // classic join has no reply: the barrier says it was handled
 		members = append(members, &member{u: u, r: r})
 	}
 	for _, addr := range []string{s[1].Addr(), c.nginx.StreamAddr()} {
@@ -220,8 +221,8 @@ func testGroup(t *testing.T, c *cluster) {
 	{
 		u := c.newUser(t, s[2].Addr())
 		r := dialRaw(t, s[2].Addr())
-		r.nativeLogin(u)
-		r.call(9, `{"msgid":9,"groupid":%d}`, gid)
+		r.NativeLogin(u.id, u.pw)
+		r.Call(9, `{"msgid":9,"groupid":%d}`, gid)
 		members = append(members, &member{u: u, r: r, raw: true})
 	}
 
@@ -234,9 +235,9 @@ func testGroup(t *testing.T, c *cluster) {
 				t.Fatalf("send group: %v", err)
 			}
 		case m.raw:
-			m.r.sendf(`{"msgid":10,"rid":777,"groupid":%d,"msg":%q,"cmid":"raw-1"}`, gid, text(m))
+			m.r.Sendf(`{"msgid":10,"rid":777,"groupid":%d,"msg":%q,"cmid":"raw-1"}`, gid, text(m))
 		default:
-			m.r.sendf(`{"msgid":10,"id":%d,"name":%q,"groupid":%d,"msg":%q,"time":"2024-05-06 07:08:09"}`, m.u.id, m.u.name, gid, text(m))
+			m.r.Sendf(`{"msgid":10,"id":%d,"name":%q,"groupid":%d,"msg":%q,"time":"2024-05-06 07:08:09"}`, m.u.id, m.u.name, gid, text(m))
 		}
 	}
 
@@ -265,36 +266,36 @@ func testGroup(t *testing.T, c *cluster) {
 		default:
 			acked := !m.raw
 			for len(got) < len(want) || !acked {
-				o := m.r.next()
-				switch o.int("msgid") {
+				o := m.r.Next()
+				switch o.Int("msgid") {
 				case 10:
-					if o.int("groupid") != gid || o.int("id") == m.u.id {
-						t.Fatalf("%s: unexpected group message %s", m.u.name, o.raw)
+					if o.Int("groupid") != gid || o.Int("id") == m.u.id {
+						t.Fatalf("%s: unexpected group message %s", m.u.name, o.Raw)
 					}
-					got[o.str("msg")]++
-					if m.raw && o.int("seq") <= 0 {
-						t.Errorf("native group message without seq: %s", o.raw)
+					got[o.Str("msg")]++
+					if m.raw && o.Int("seq") <= 0 {
+						t.Errorf("native group message without seq: %s", o.Raw)
 					}
 				case 11:
-					if !m.raw || o.int("rid") != 777 || o.int("errno") != 0 {
-						t.Fatalf("%s: unexpected reply %s", m.u.name, o.raw)
+					if !m.raw || o.Int("rid") != 777 || o.Int("errno") != 0 {
+						t.Fatalf("%s: unexpected reply %s", m.u.name, o.Raw)
 					}
 					acked = true
 				case 12, 13, 19: // native events
 				default:
-					t.Fatalf("%s: unexpected %s", m.u.name, o.raw)
+					t.Fatalf("%s: unexpected %s", m.u.name, o.Raw)
 				}
 			}
 			// A duplicate already queued would come before the barrier's reply.
 			rid := int64(999999)
-			m.r.sendf(`{"msgid":18,"rid":%d}`, rid)
+			m.r.Sendf(`{"msgid":18,"rid":%d}`, rid)
 			for {
-				o := m.r.next()
-				if o.int("msgid") == 11 && o.int("rid") == rid {
+				o := m.r.Next()
+				if o.Int("msgid") == 11 && o.Int("rid") == rid {
 					break
 				}
-				if o.int("msgid") == 10 {
-					got[o.str("msg")]++
+				if o.Int("msgid") == 10 {
+					got[o.Str("msg")]++
 				}
 			}
 		}
@@ -321,14 +322,14 @@ func kindOf(m *member) string {
 
 // offlineBodies returns the texts of a classic login reply's offlinemsg,
 // checking each entry is a chat message from one of the expected senders.
-func offlineBodies(tb testing.TB, reply obj) []string {
+func offlineBodies(tb testing.TB, reply wiretest.Obj) []string {
 	tb.Helper()
 	var out []string
-	for _, m := range reply.nested(tb, "offlinemsg") {
-		if id := m.int("msgid"); id != 6 && id != 10 {
-			tb.Fatalf("offlinemsg entry is not a chat message: %s", m.raw)
+	for _, m := range reply.Nested(tb, "offlinemsg") {
+		if id := m.Int("msgid"); id != 6 && id != 10 {
+			tb.Fatalf("offlinemsg entry is not a chat message: %s", m.Raw)
 		}
-		out = append(out, m.str("msg"))
+		out = append(out, m.Str("msg"))
 	}
 	return out
 }
@@ -345,13 +346,13 @@ func testOfflineClassic(t *testing.T, c *cluster) {
 	}
 	{
 		r, _ := classicAt(t, s[2].Addr(), rcpt)
-		r.sendf(`{"msgid":9,"id":%d,"groupid":%d}`, rcpt.id, gid)
-		r.ping()
-		r.sendf(`{"msgid":3,"id":%d}`, rcpt.id)
+		r.Sendf(`{"msgid":9,"id":%d,"groupid":%d}`, rcpt.id, gid)
+		r.Ping()
+		r.Sendf(`{"msgid":3,"id":%d}`, rcpt.id)
 		// A failed login answers after the logout was handled: the session is gone.
-		r.sendf(`{"msgid":1,"id":%d,"password":"wrong"}`, rcpt.id)
-		r.expect(2, "errno", 1)
-		r.close()
+		r.Sendf(`{"msgid":1,"id":%d,"password":"wrong"}`, rcpt.id)
+		r.Expect(2, "errno", 1)
+		r.Close()
 	}
 	var want []string
 	for i := range 3 {
@@ -373,35 +374,35 @@ func testOfflineClassic(t *testing.T, c *cluster) {
 	// The server saves the delivered cursor after writing the reply, on the
 	// read loop: the barrier waits for it (a login elsewhere in between
 	// would see the messages again).
-	r.ping()
-	r.close()
+	r.Ping()
+	r.Close()
 	// Never repeated, wherever the next login is.
 	r, reply = classicAt(t, s[2].Addr(), rcpt)
 	if got := offlineBodies(t, reply); len(got) != 0 {
 		t.Fatalf("offlinemsg repeated at the next login on n3: %q", got)
 	}
-	r.close()
+	r.Close()
 
 	// A classic sender has no ack: the recipient logs in (on another server
 	// each time) until the message has arrived, and it arrives once.
 	csender, crcpt := c.newUser(t, s[2].Addr()), c.newUser(t, s[2].Addr())
 	cs, _ := classicAt(t, s[2].Addr(), csender)
-	cs.sendf(`{"msgid":6,"id":%d,"name":%q,"to":%d,"msg":"classic to offline","time":"2024-01-01 00:00:00"}`, csender.id, csender.name, crcpt.id)
-	cs.ping()
+	cs.Sendf(`{"msgid":6,"id":%d,"name":%q,"to":%d,"msg":"classic to offline","time":"2024-01-01 00:00:00"}`, csender.id, csender.name, crcpt.id)
+	cs.Ping()
 	var got []string
 	i := 0
 	testenv.WaitFor(t, readTimeout, "classic offline message at a login", func() bool {
 		r, reply := classicAt(t, s[i%2].Addr(), crcpt)
 		i++
 		got = append(got, offlineBodies(t, reply)...)
-		r.ping()
-		r.close()
+		r.Ping()
+		r.Close()
 		return len(got) > 0
 	})
 	r, reply = classicAt(t, s[1].Addr(), crcpt)
 	got = append(got, offlineBodies(t, reply)...)
-	r.ping()
-	r.close()
+	r.Ping()
+	r.Close()
 	if !slices.Equal(got, []string{"classic to offline"}) {
 		t.Fatalf("classic offline delivery over logins: %q", got)
 	}
@@ -423,20 +424,20 @@ func testOfflineNative(t *testing.T, c *cluster) {
 
 	// By hand on n1: the login reply names the conversation, SYNC fetches it.
 	r := dialRaw(t, s[0].Addr())
-	reply := r.nativeLogin(rcpt)
-	if !strings.Contains(reply.raw, fmt.Sprintf(`{"conv":%q,"last":3,`, conv)) {
-		t.Fatalf("native login reply lacks conv %s with last 3: %s", conv, reply.raw)
+	reply := r.NativeLogin(rcpt.id, rcpt.pw)
+	if !strings.Contains(reply.Raw, fmt.Sprintf(`{"conv":%q,"last":3,`, conv)) {
+		t.Fatalf("native login reply lacks conv %s with last 3: %s", conv, reply.Raw)
 	}
-	if _, ok := reply.m["offlinemsg"]; ok {
-		t.Fatalf("native login carries offlinemsg: %s", reply.raw)
+	if _, ok := reply.M["offlinemsg"]; ok {
+		t.Fatalf("native login carries offlinemsg: %s", reply.Raw)
 	}
-	o := r.call(14, `{"msgid":14,"conv":%q,"after":0,"limit":10}`, conv)
-	if o.int("last") != 3 {
-		t.Fatalf("SYNC last = %d: %s", o.int("last"), o.raw)
+	o := r.Call(14, `{"msgid":14,"conv":%q,"after":0,"limit":10}`, conv)
+	if o.Int("last") != 3 {
+		t.Fatalf("SYNC last = %d: %s", o.Int("last"), o.Raw)
 	}
-	msgs, _ := o.m["msgs"].([]any)
+	msgs, _ := o.M["msgs"].([]any)
 	if len(msgs) != 3 {
-		t.Fatalf("SYNC returned %d messages: %s", len(msgs), o.raw)
+		t.Fatalf("SYNC returned %d messages: %s", len(msgs), o.Raw)
 	}
 	for i, x := range msgs {
 		m := x.(map[string]any)
@@ -444,7 +445,7 @@ func testOfflineNative(t *testing.T, c *cluster) {
 			t.Fatalf("SYNC message %d = %v", i, m)
 		}
 	}
-	r.close()
+	r.Close()
 
 	// The Go client on n3 catches up by itself at login.
 	n := nativeAt(t, s[2].Addr(), rcpt, client.Options{})
@@ -481,9 +482,9 @@ func testPresence(t *testing.T, c *cluster) {
 	// Login replies on other servers show the live states.
 	r, reply := classicAt(t, s[2].Addr(), a)
 	if sb, sc := friendState(t, reply, b.id), friendState(t, reply, cu.id); sb != "online" || sc != "online" {
-		t.Fatalf("classic login on n3: b %q c %q, want online: %s", sb, sc, reply.raw)
+		t.Fatalf("classic login on n3: b %q c %q, want online: %s", sb, sc, reply.Raw)
 	}
-	r.close()
+	r.Close()
 	a2 := nativeAt(t, c.nginx.StreamAddr(), a, client.Options{})
 	for _, f := range a2.info.Friends {
 		if f.State != "online" {
@@ -508,9 +509,9 @@ func testPresence(t *testing.T, c *cluster) {
 	// And a fresh login reply on n2 agrees.
 	r, reply = classicAt(t, s[1].Addr(), a)
 	if sb, sc := friendState(t, reply, b.id), friendState(t, reply, cu.id); sb != "offline" || sc != "offline" {
-		t.Fatalf("classic login on n2 after both left: b %q c %q: %s", sb, sc, reply.raw)
+		t.Fatalf("classic login on n2 after both left: b %q c %q: %s", sb, sc, reply.Raw)
 	}
-	r.close()
+	r.Close()
 }
 
 // loginResult is one racer's outcome.
@@ -529,7 +530,7 @@ func testMaxSessions(t *testing.T, c *cluster) {
 	for round := range rounds {
 		u := c.newUser(t, addrs[round%2])
 		native := round%2 == 1
-		conns := []*raw{dialRaw(t, addrs[0]), dialRaw(t, addrs[1])}
+		conns := []*wiretest.Conn{dialRaw(t, addrs[0]), dialRaw(t, addrs[1])}
 		var (
 			wg   sync.WaitGroup
 			res  [2]loginResult
@@ -545,14 +546,14 @@ func testMaxSessions(t *testing.T, c *cluster) {
 				if native {
 					req = fmt.Sprintf(`{"msgid":1,"proto":2,"rid":1,"id":%d,"password":%q}`, u.id, u.pw)
 				}
-				if errs[i] = r.trySend(req); errs[i] != nil {
+				if errs[i] = r.TrySend(req + "\x00"); errs[i] != nil {
 					return
 				}
-				o, err := r.readObj(readTimeout)
+				o, err := r.ReadObj(readTimeout)
 				if errs[i] = err; err == nil {
-					res[i] = loginResult{errno: o.int("errno"), errmsg: o.str("errmsg"), raw: o.raw}
-					if o.int("msgid") != 2 {
-						errs[i] = fmt.Errorf("login answered with %s", o.raw)
+					res[i] = loginResult{errno: o.Int("errno"), errmsg: o.Str("errmsg"), raw: o.Raw}
+					if o.Int("msgid") != 2 {
+						errs[i] = fmt.Errorf("login answered with %s", o.Raw)
 					}
 				}
 			}()
@@ -587,16 +588,16 @@ func testMaxSessions(t *testing.T, c *cluster) {
 			if res[1].errno == 0 {
 				loser = 0
 			}
-			conns[1-loser].close()
+			conns[1-loser].Close()
 			testenv.WaitFor(t, readTimeout, "login after the winner left", func() bool {
 				r := dialRaw(t, addrs[loser])
-				defer r.close()
-				r.sendf(`{"msgid":1,"id":%d,"password":%q}`, u.id, u.pw)
-				return r.next().int("errno") == 0
+				defer r.Close()
+				r.Sendf(`{"msgid":1,"id":%d,"password":%q}`, u.id, u.pw)
+				return r.Next().Int("errno") == 0
 			})
 		}
 		for _, r := range conns {
-			r.close()
+			r.Close()
 		}
 	}
 	t.Logf("%d rounds: m1 won %d, m2 won %d", rounds, wins[0], wins[1])

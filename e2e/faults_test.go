@@ -12,6 +12,7 @@ import (
 	"clusterchat"
 	"clusterchat/client"
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 )
 
 // presenceBound is how soon the users of a killed server must show offline
@@ -86,7 +87,7 @@ func testKillServer(t *testing.T, c *cluster) {
 	var states [2]string
 	testenv.WaitFor(t, presenceBound-time.Since(killed), "users of the killed server offline in a login reply", func() bool {
 		r, reply := classicAt(t, s[1].Addr(), watcher)
-		defer r.close()
+		defer r.Close()
 		states = [2]string{friendState(t, reply, k.id), friendState(t, reply, z.id)}
 		return states == [2]string{"offline", "offline"}
 	})
@@ -102,16 +103,16 @@ func testKillServer(t *testing.T, c *cluster) {
 
 	// k's connection died with n3; it connects again through nginx (which
 	// may first pick the dead upstream: retry) and finds its message.
-	kr.close()
-	var reply obj
+	kr.Close()
+	var reply wiretest.Obj
 	testenv.WaitFor(t, readTimeout, "classic login through nginx", func() bool {
 		r := dialRaw(t, c.nginx.StreamAddr())
-		defer r.close()
-		if r.trySend(fmt.Sprintf(`{"msgid":1,"id":%d,"password":%q}`, k.id, k.pw)) != nil {
+		defer r.Close()
+		if r.TrySend(fmt.Sprintf(`{"msgid":1,"id":%d,"password":%q}`, k.id, k.pw)+"\x00") != nil {
 			return false
 		}
-		o, err := r.readObj(5 * time.Second)
-		if err != nil || o.int("errno") != 0 {
+		o, err := r.ReadObj(5 * time.Second)
+		if err != nil || o.Int("errno") != 0 {
 			return false
 		}
 		reply = o
@@ -169,24 +170,24 @@ func (l *sendLoop) count() int {
 // classicSink reads a classic connection in the background and keeps the
 // texts of the chat messages it receives.
 type classicSink struct {
-	r    *raw
+	r    *wiretest.Conn
 	mu   sync.Mutex
 	got  []string
 	done chan struct{}
 }
 
-func newClassicSink(r *raw) *classicSink {
+func newClassicSink(r *wiretest.Conn) *classicSink {
 	k := &classicSink{r: r, done: make(chan struct{})}
 	go func() {
 		defer close(k.done)
 		for {
-			o, err := r.readObj(time.Hour)
+			o, err := r.ReadObj(time.Hour)
 			if err != nil {
 				return
 			}
-			if o.int("msgid") == 6 {
+			if o.Int("msgid") == 6 {
 				k.mu.Lock()
-				k.got = append(k.got, o.str("msg"))
+				k.got = append(k.got, o.Str("msg"))
 				k.mu.Unlock()
 			}
 		}
@@ -272,17 +273,17 @@ func testRedisRestart(t *testing.T, c *cluster) {
 		refused := 0
 		testenv.WaitFor(t, readTimeout, "a login on "+sv.Addr()+" after the Redis restart", func() bool {
 			r := dialRaw(t, sv.Addr())
-			defer r.close()
-			r.sendf(`{"msgid":1,"id":%d,"password":%q}`, probe.id, probe.pw)
-			o := r.expect(2)
-			switch o.int("errno") {
+			defer r.Close()
+			r.Sendf(`{"msgid":1,"id":%d,"password":%q}`, probe.id, probe.pw)
+			o := r.Expect(2)
+			switch o.Int("errno") {
 			case 0:
 				return true
 			case clusterchat.EUNAVAILABLE:
 				refused++
 				return false
 			}
-			t.Fatalf("login after the Redis restart: %s", o.raw)
+			t.Fatalf("login after the Redis restart: %s", o.Raw)
 			return false
 		})
 		if refused > 0 {
@@ -319,12 +320,12 @@ func testRedisRestart(t *testing.T, c *cluster) {
 	// login (on another server) is every acked message, each once.
 	for i, k := range sinks {
 		l := loops[2*i+1]
-		k.r.close()
+		k.r.Close()
 		<-k.done
 		// One login, on another server: whatever did not arrive live must
 		// be in its offlinemsg.
 		r, reply := classicAt(t, s[(i+2)%3].Addr(), sinkUsers[i])
-		r.close()
+		r.Close()
 		got := append(slices.Clone(k.got), offlineBodies(t, reply)...)
 		counts := map[string]int{}
 		for _, b := range got {

@@ -6,16 +6,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +20,7 @@ import (
 	"clusterchat"
 	"clusterchat/client"
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 )
 
 // readTimeout bounds every wait for one reply or delivery. Generous because
@@ -137,188 +134,35 @@ func (c *cluster) newUser(tb testing.TB, addr string) user {
 	tb.Helper()
 	name := c.name("u")
 	r := dialRaw(tb, addr)
-	defer r.close()
-	r.sendf(`{"msgid":4,"name":%q,"password":%q}`, name, "pw-"+name)
-	o := r.expect(5, "errno", 0)
-	return user{id: o.int("id"), name: name, pw: "pw-" + name}
+	defer r.Close()
+	r.Sendf(`{"msgid":4,"name":%q,"password":%q}`, name, "pw-"+name)
+	o := r.Expect(5, "errno", 0)
+	return user{id: o.Int("id"), name: name, pw: "pw-" + name}
 }
 
 // ---- raw sockets: exactly the bytes a classic (or hand-made native) client sends
 
-// raw is a protocol client on a bare socket: it writes what the test gives
-// it and reads the server's output one object (one line) at a time.
-type raw struct {
-	tb  testing.TB
-	nc  net.Conn
-	br  *bufio.Reader
-	rid atomic.Int64
-}
-
-// dialRaw connects to addr; the connection is closed when the test ends.
-func dialRaw(tb testing.TB, addr string) *raw {
+// dialRaw connects a raw protocol client to addr; the connection is closed
+// when the test ends.
+func dialRaw(tb testing.TB, addr string) *wiretest.Conn {
 	tb.Helper()
-	nc, err := net.DialTimeout("tcp", addr, readTimeout)
-	if err != nil {
-		tb.Fatalf("dial %s: %v", addr, err)
-	}
-	tb.Cleanup(func() { nc.Close() })
-	return &raw{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 64<<10)}
-}
-
-func (r *raw) close() { r.nc.Close() }
-
-// sendf writes one object followed by a NUL byte, as the classic client does.
-func (r *raw) sendf(format string, args ...any) {
-	r.tb.Helper()
-	if err := r.trySend(fmt.Sprintf(format, args...)); err != nil {
-		r.tb.Fatalf("write: %v", err)
-	}
-}
-
-func (r *raw) trySend(s string) error {
-	r.nc.SetWriteDeadline(time.Now().Add(readTimeout))
-	_, err := io.WriteString(r.nc, s+"\x00")
-	return err
-}
-
-// readObj reads the next object within d.
-func (r *raw) readObj(d time.Duration) (obj, error) {
-	r.nc.SetReadDeadline(time.Now().Add(d))
-	l, err := r.br.ReadString('\n')
-	if err != nil {
-		return obj{}, err
-	}
-	return decodeObj(l)
-}
-
-// next reads the next object or fails the test.
-func (r *raw) next() obj {
-	r.tb.Helper()
-	o, err := r.readObj(readTimeout)
-	if err != nil {
-		r.tb.Fatalf("reading from %s: %v", r.nc.RemoteAddr(), err)
-	}
-	return o
-}
-
-// expect reads the next object and checks msgid and the kv pairs.
-func (r *raw) expect(msgid int, kv ...any) obj {
-	r.tb.Helper()
-	o := r.next()
-	o.check(r.tb, append([]any{"msgid", msgid}, kv...)...)
-	return o
-}
-
-// ping is a barrier: the very next object must be the PING reply, so
-// everything the server had queued for this connection was read before.
-func (r *raw) ping() {
-	r.tb.Helper()
-	rid := 1000000 + r.rid.Add(1)
-	r.sendf(`{"msgid":18,"rid":%d}`, rid)
-	r.expect(11, "req", 18, "rid", rid, "errno", 0)
-}
-
-// classicLogin logs u in with the classic protocol and returns the reply.
-func (r *raw) classicLogin(u user) obj {
-	r.tb.Helper()
-	r.sendf(`{"msgid":1,"id":%d,"password":%q}`, u.id, u.pw)
-	return r.expect(2, "errno", 0, "id", u.id)
-}
-
-// nativeLogin logs u in with proto 2 and returns the reply.
-func (r *raw) nativeLogin(u user) obj {
-	r.tb.Helper()
-	rid := r.rid.Add(1)
-	r.sendf(`{"msgid":1,"proto":2,"rid":%d,"id":%d,"password":%q}`, rid, u.id, u.pw)
-	return r.expect(2, "rid", rid, "errno", 0, "id", u.id)
-}
-
-// call sends a native request with a fresh rid and reads its successful reply.
-func (r *raw) call(req int, format string, args ...any) obj {
-	r.tb.Helper()
-	rid := r.rid.Add(1)
-	body := fmt.Sprintf(format, args...)
-	r.sendf(`{"rid":%d,%s`, rid, strings.TrimPrefix(body, "{"))
-	return r.expect(11, "req", req, "rid", rid, "errno", 0)
+	return wiretest.Dial(tb, addr, readTimeout)
 }
 
 // classicAt connects to addr and logs u in with the classic protocol.
-func classicAt(tb testing.TB, addr string, u user) (*raw, obj) {
+func classicAt(tb testing.TB, addr string, u user) (*wiretest.Conn, wiretest.Obj) {
 	tb.Helper()
 	r := dialRaw(tb, addr)
-	return r, r.classicLogin(u)
-}
-
-// obj is a decoded server object; numbers stay json.Number.
-type obj struct {
-	m   map[string]any
-	raw string
-}
-
-func decodeObj(line string) (obj, error) {
-	d := json.NewDecoder(strings.NewReader(line))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
-		return obj{}, fmt.Errorf("decode %q: %v", line, err)
-	}
-	return obj{m: m, raw: strings.TrimSpace(line)}, nil
-}
-
-func (o obj) int(k string) int64 {
-	n, _ := o.m[k].(json.Number)
-	v, _ := n.Int64()
-	return v
-}
-
-func (o obj) str(k string) string {
-	s, _ := o.m[k].(string)
-	return s
-}
-
-// strings returns a classic nested array: each element a JSON text, decoded.
-func (o obj) nested(tb testing.TB, k string) []obj {
-	tb.Helper()
-	l, _ := o.m[k].([]any)
-	out := make([]obj, 0, len(l))
-	for _, v := range l {
-		s, ok := v.(string)
-		if !ok {
-			tb.Fatalf("%s: element %v is not a JSON string in %s", k, v, o.raw)
-		}
-		e, err := decodeObj(s)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-// check compares fields by their JSON encoding; kv is key, value pairs.
-func (o obj) check(tb testing.TB, kv ...any) {
-	tb.Helper()
-	for i := 0; i+1 < len(kv); i += 2 {
-		k := kv[i].(string)
-		want, _ := json.Marshal(kv[i+1])
-		v, ok := o.m[k]
-		if !ok {
-			tb.Fatalf("field %q missing (want %s) in %s", k, want, o.raw)
-		}
-		got, _ := json.Marshal(v)
-		if string(got) != string(want) {
-			tb.Fatalf("field %q = %s, want %s in %s", k, got, want, o.raw)
-		}
-	}
+	return r, r.ClassicLogin(u.id, u.pw)
 }
 
 // friendState returns the state of friend id in a classic login reply ("" if
 // id is not listed).
-func friendState(tb testing.TB, reply obj, id int64) string {
+func friendState(tb testing.TB, reply wiretest.Obj, id int64) string {
 	tb.Helper()
-	for _, f := range reply.nested(tb, "friends") {
-		if f.int("id") == id {
-			return f.str("state")
+	for _, f := range reply.Nested(tb, "friends") {
+		if f.Int("id") == id {
+			return f.Str("state")
 		}
 	}
 	return ""

@@ -14,9 +14,9 @@ import (
 func accept(tb testing.TB, addr string, u user, from int64) {
 	tb.Helper()
 	r := dialRaw(tb, addr)
-	defer r.close()
-	r.nativeLogin(u)
-	r.call(proto.FriendAccept, `{"msgid":61,"id":%d}`, from)
+	defer r.Close()
+	r.NativeLogin(u.id, u.pw)
+	r.Call(proto.FriendAccept, `{"msgid":61,"id":%d}`, from)
 }
 
 // befriend makes a (logged in as an) friends with each of fs: a asks, each
@@ -69,10 +69,10 @@ func testStrangerPresence(t *testing.T, c *cluster) {
 	// The stranger adds a (a request only), joins a's group, comes online
 	// on the other server.
 	sr := dialRaw(t, n2)
-	sr.classicLogin(s)
-	sr.sendf(`{"msgid":7,"id":%d,"friendid":%d}`, s.id, a.id)
-	sr.sendf(`{"msgid":9,"id":%d,"groupid":%d}`, s.id, gid)
-	sr.ping()
+	sr.ClassicLogin(s.id, s.pw)
+	sr.Sendf(`{"msgid":7,"id":%d,"friendid":%d}`, s.id, a.id)
+	sr.Sendf(`{"msgid":9,"id":%d,"groupid":%d}`, s.id, gid)
+	sr.Ping()
 	an.waitEvent(t, "the stranger's friend request", func(e client.Event) bool {
 		return e.Kind == client.EventFriend && e.Action == proto.EvRequest && e.UserID == s.id
 	})
@@ -99,25 +99,25 @@ func testStrangerPresence(t *testing.T, c *cluster) {
 		}
 	}
 	// The stranger goes offline and online again: a hears nothing.
-	sr.close()
+	sr.Close()
 	sr2 := dialRaw(t, n2)
-	rep := sr2.classicLogin(s)
-	for _, g := range rep.nested(t, "groups") {
-		for _, m := range g.nested(t, "users") {
-			if m.int("id") == a.id && m.str("state") != string(proto.Offline) {
-				t.Fatalf("the stranger sees a %s", m.str("state"))
+	rep := sr2.ClassicLogin(s.id, s.pw)
+	for _, g := range rep.Nested(t, "groups") {
+		for _, m := range g.Nested(t, "users") {
+			if m.Int("id") == a.id && m.Str("state") != string(proto.Offline) {
+				t.Fatalf("the stranger sees a %s", m.Str("state"))
 			}
 		}
 	}
-	if len(rep.nested(t, "friends")) != 0 {
-		t.Fatalf("the stranger has friends: %s", rep.raw)
+	if len(rep.Nested(t, "friends")) != 0 {
+		t.Fatalf("the stranger has friends: %s", rep.Raw)
 	}
 	// Consent: a accepts; from now on presence flows both ways, live.
 	if _, err := an.AcceptFriend(ctx(t), s.id); err != nil {
 		t.Fatal(err)
 	}
 	a2.waitEvent(t, "friend added on a's other device", func(e client.Event) bool { return e.Kind == client.EventFriendAdded && e.UserID == s.id })
-	sr2.close()
+	sr2.Close()
 	an.waitEvent(t, "the friend goes offline", isPresence(s.id, proto.Offline))
 	if got := an.find(func(e client.Event) bool { return e.Kind == client.EventPresence && e.UserID == s.id }); len(got) != 1 {
 		t.Fatalf("presence events about the stranger: %+v (only the one after consent)", got)
@@ -158,10 +158,10 @@ func testBlock(t *testing.T, c *cluster) {
 	}
 	// Classic too: the error reply, nothing delivered.
 	mr := dialRaw(t, n1)
-	mr.classicLogin(m)
-	mr.sendf(`{"msgid":6,"id":%d,"to":%d,"msg":"classic try","time":"t"}`, m.id, b.id)
-	mr.expect(11, "req", 6, "errno", clusterchat.EFORBIDDEN, "errmsg", "refused")
-	mr.close()
+	mr.ClassicLogin(m.id, m.pw)
+	mr.Sendf(`{"msgid":6,"id":%d,"to":%d,"msg":"classic try","time":"t"}`, m.id, b.id)
+	mr.Expect(11, "req", 6, "errno", clusterchat.EFORBIDDEN, "errmsg", "refused")
+	mr.Close()
 	// No presence of the blocker: m's login shows no friend b, and b
 	// going offline and online tells m nothing.
 	m2 := nativeAt(t, n1, m, client.Options{})
@@ -221,14 +221,14 @@ func testPrivateGroup(t *testing.T, c *cluster) {
 		t.Fatalf("history by a non-member: %v", err)
 	}
 	xr := dialRaw(t, n2)
-	xr.classicLogin(x)
-	xr.sendf(`{"msgid":14,"proto":2,"rid":1,"conv":%q,"after":0}`, conv)
-	xr.expect(11, "req", 14, "errno", clusterchat.EFORBIDDEN)
-	xr.sendf(`{"msgid":9,"id":%d,"groupid":%d}`, x.id, gid)
-	if o := xr.expect(11, "req", 9, "errno", clusterchat.EFORBIDDEN); o.str("errmsg") == "" {
+	xr.ClassicLogin(x.id, x.pw)
+	xr.Sendf(`{"msgid":14,"proto":2,"rid":1,"conv":%q,"after":0}`, conv)
+	xr.Expect(11, "req", 14, "errno", clusterchat.EFORBIDDEN)
+	xr.Sendf(`{"msgid":9,"id":%d,"groupid":%d}`, x.id, gid)
+	if o := xr.Expect(11, "req", 9, "errno", clusterchat.EFORBIDDEN); o.Str("errmsg") == "" {
 		t.Fatal("classic join of a private group: no error text")
 	}
-	xr.close()
+	xr.Close()
 	if _, err := xn.JoinGroup(ctx(t), gid); clusterchat.ErrorCode(err) != clusterchat.EFORBIDDEN {
 		t.Fatalf("native join of a private group: %v", err)
 	}
@@ -285,7 +285,7 @@ func testRemovedMember(t *testing.T, c *cluster) {
 	for _, n := range []*native{rn, rn1, wn} {
 		n.waitMessage(t, o.id, "before")
 	}
-	rc.expect(10, "msg", "before")
+	rc.Expect(10, "msg", "before")
 
 	if err := on.RemoveMember(ctx(t), gid, r.id); err != nil {
 		t.Fatal(err)
@@ -306,7 +306,7 @@ func testRemovedMember(t *testing.T, c *cluster) {
 		_ = i
 	}
 	// Everything sent reached w (same server as r): r got none of it.
-	rc.ping()
+	rc.Ping()
 	for _, n := range []*native{rn, rn1} {
 		n.Ping(ctx(t))
 		for _, m := range n.messages(clusterchat.GroupConv(gid)) {
@@ -334,8 +334,8 @@ func testRemovedMember(t *testing.T, c *cluster) {
 	// After a reconnect: the group is gone from the login reply, and a
 	// classic login gets nothing of it as offline messages.
 	r3 := dialRaw(t, n1)
-	rep := r3.classicLogin(r)
-	if len(rep.nested(t, "groups")) != 0 || len(rep.nested(t, "offlinemsg")) != 0 {
-		t.Fatalf("login after removal: %s", rep.raw)
+	rep := r3.ClassicLogin(r.id, r.pw)
+	if len(rep.Nested(t, "groups")) != 0 || len(rep.Nested(t, "offlinemsg")) != 0 {
+		t.Fatalf("login after removal: %s", rep.Raw)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"clusterchat"
 	"clusterchat/client"
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 )
 
 // The store fault tests (issue 14): PostgreSQL restarted (fast shutdown,
@@ -116,8 +117,8 @@ type sfPair struct {
 	to   user
 	conv string
 
-	classicFrom *raw    // the classic sender's connection, else nil
-	nativeFrom  *native // the native sender, else nil
+	classicFrom *wiretest.Conn // the classic sender's connection, else nil
+	nativeFrom  *native        // the native sender, else nil
 	classicTo   *classicSink
 	nativeTo    *native
 
@@ -175,13 +176,13 @@ func newSFTraffic(t *testing.T, c *cluster) *sfTraffic {
 // sent to it), an error reply least of all.
 func (p *sfPair) watchClassicSender() {
 	for {
-		o, err := p.classicFrom.readObj(time.Hour)
+		o, err := p.classicFrom.ReadObj(time.Hour)
 		if err != nil {
 			return
 		}
 		p.mu.Lock()
 		if p.err == nil {
-			p.err = fmt.Errorf("classic sender got %s", strings.TrimSpace(o.raw))
+			p.err = fmt.Errorf("classic sender got %s", strings.TrimSpace(o.Raw))
 		}
 		p.mu.Unlock()
 	}
@@ -199,7 +200,7 @@ func (sf *sfTraffic) send(p *sfPair) {
 		}
 		body := fmt.Sprintf("%s %d->%d #%d", p.name, p.from.id, p.to.id, k)
 		if p.classicFrom != nil {
-			if err := p.classicFrom.trySend(fmt.Sprintf(`{"msgid":6,"to":%d,"msg":%q}`, p.to.id, body)); err != nil {
+			if err := p.classicFrom.TrySend(fmt.Sprintf(`{"msgid":6,"to":%d,"msg":%q}`, p.to.id, body) + "\x00"); err != nil {
 				p.mu.Lock()
 				p.err = err
 				p.mu.Unlock()
@@ -362,15 +363,15 @@ func TestStoreRetryBounds(t *testing.T) {
 	byTime := start("time", "-store-retry", "1s")
 	a, b := c.newUser(t, byBytes.Addr()), c.newUser(t, byBytes.Addr())
 	ra, rt := dialRaw(t, byBytes.Addr()), dialRaw(t, byTime.Addr())
-	ra.nativeLogin(a)
-	rt.nativeLogin(a)
-	chat := func(r *raw, rid int, text string) {
-		r.sendf(`{"msgid":6,"rid":%d,"to":%d,"msg":%q,"cmid":"c%d"}`, rid, b.id, text, rid)
+	ra.NativeLogin(a.id, a.pw)
+	rt.NativeLogin(a.id, a.pw)
+	chat := func(r *wiretest.Conn, rid int, text string) {
+		r.Sendf(`{"msgid":6,"rid":%d,"to":%d,"msg":%q,"cmid":"c%d"}`, rid, b.id, text, rid)
 	}
 	chat(ra, 1, "before") // warms the server's caches of b
-	ra.expect(11, "req", 6, "rid", 1, "errno", 0)
+	ra.Expect(11, "req", 6, "rid", 1, "errno", 0)
 	chat(rt, 2, "before too")
-	rt.expect(11, "req", 6, "rid", 2, "errno", 0)
+	rt.Expect(11, "req", 6, "rid", 2, "errno", 0)
 
 	c.pg.Stop(t)
 	chat(ra, 3, "held")
@@ -379,15 +380,15 @@ func TestStoreRetryBounds(t *testing.T) {
 			metrics(t, byBytes.HTTPAddr())["chat_store_append_retries_total"] > 0
 	})
 	chat(ra, 4, "over the bytes bound")
-	ra.expect(11, "req", 6, "rid", 4, "errno", clusterchat.EUNAVAILABLE)
+	ra.Expect(11, "req", 6, "rid", 4, "errno", clusterchat.EUNAVAILABLE)
 	chat(rt, 5, "over the time bound")
-	rt.expect(11, "req", 6, "rid", 5, "errno", clusterchat.EUNAVAILABLE)
+	rt.Expect(11, "req", 6, "rid", 5, "errno", clusterchat.EUNAVAILABLE)
 
 	c.pg.Start(t)
-	held := ra.expect(11, "req", 6, "rid", 3, "errno", 0)
+	held := ra.Expect(11, "req", 6, "rid", 3, "errno", 0)
 	chat(rt, 6, "after")
-	rt.expect(11, "req", 6, "rid", 6, "errno", 0)
-	if seq := held.int("seq"); seq != 3 {
+	rt.Expect(11, "req", 6, "rid", 6, "errno", 0)
+	if seq := held.Int("seq"); seq != 3 {
 		t.Errorf("the held message got seq %d, want 3 (right after the two before the outage)", seq)
 	}
 	waitReady(t, byBytes, readTimeout)

@@ -1,16 +1,16 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"testing"
 
+	"clusterchat/internal/wiretest"
 	"clusterchat/internal/wsnet"
 )
 
 // dialWS opens a WebSocket to ws://httpAddr/ws (a chatserver's HTTP port
 // or nginx's HTTP proxy) as a raw protocol client.
-func dialWS(tb testing.TB, httpAddr string) *raw {
+func dialWS(tb testing.TB, httpAddr string) *wiretest.Conn {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
@@ -19,7 +19,7 @@ func dialWS(tb testing.TB, httpAddr string) *raw {
 		tb.Fatalf("dial ws %s: %v", httpAddr, err)
 	}
 	tb.Cleanup(func() { nc.Close() })
-	return &raw{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 64<<10)}
+	return wiretest.New(tb, nc, readTimeout)
 }
 
 // testWebSocket: WebSocket users on one server, on another and through
@@ -37,15 +37,15 @@ func testWebSocket(t *testing.T, c *cluster) {
 			tcpAddr := c.servers[1].Addr()
 			ua, ub := c.newUser(t, tcpAddr), c.newUser(t, tcpAddr)
 			w := dialWS(t, rt.ws(c))
-			w.nativeLogin(ua)
+			w.NativeLogin(ua.id, ua.pw)
 			rb, _ := classicAt(t, tcpAddr, ub)
-			ack := w.call(6, `{"msgid":6,"to":%d,"msg":"from the browser","cmid":"w1"}`, ub.id)
-			rb.expect(6, "id", ua.id, "name", ua.name, "msg", "from the browser")
-			rb.sendf(`{"msgid":6,"id":%d,"name":%q,"to":%d,"msg":"from the console"}`, ub.id, ub.name, ua.id)
-			w.expect(6, "id", ub.id, "msg", "from the console", "conv", ack.str("conv"), "seq", 2)
+			ack := w.Call(6, `{"msgid":6,"to":%d,"msg":"from the browser","cmid":"w1"}`, ub.id)
+			rb.Expect(6, "id", ua.id, "name", ua.name, "msg", "from the browser")
+			rb.Sendf(`{"msgid":6,"id":%d,"name":%q,"to":%d,"msg":"from the console"}`, ub.id, ub.name, ua.id)
+			w.Expect(6, "id", ub.id, "msg", "from the console", "conv", ack.Str("conv"), "seq", 2)
 			// Nothing else arrived on either side.
-			w.ping()
-			rb.ping()
+			w.Ping()
+			rb.Ping()
 		})
 	}
 }

@@ -3,50 +3,32 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"clusterchat/inmem"
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 	"clusterchat/server"
-	"clusterchat/sqlite"
 )
 
 const waitTime = 20 * time.Second
 
-// startServer runs a real chatserver (package server, SQLite, in-memory
-// broker) on a free loopback port.
+// startServer runs a real chatserver (package server in this process,
+// SQLite, in-memory broker; see internal/wiretest) on a free loopback port.
 func startServer(t *testing.T) string { return startServerWith(t, server.Config{}) }
 
-// startServerWith is startServer with cfg (address and bcrypt cost set here).
+// startServerWith is startServer with cfg (addresses and bcrypt cost set
+// by wiretest).
 func startServerWith(t *testing.T, cfg server.Config) string {
 	t.Helper()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "chat.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr, cfg.BcryptCost, cfg.RateLimitsOff = "127.0.0.1:0", 4, true
-	srv := server.New(cfg, slog.New(slog.DiscardHandler))
-	srv.Store = st
-	brk := inmem.NewBroker(srv)
-	srv.Broker = brk
-	prs := inmem.NewPresence()
-	srv.Presence = prs
-	if err := srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		brk.Close()
-		prs.Close()
-		st.Close()
-	})
-	return srv.Addr().String()
+	return wiretest.StartServer(t, func(c *server.Config) {
+		addr, httpAddr, cost := c.Addr, c.HTTPAddr, c.BcryptCost
+		*c = cfg
+		c.Addr, c.HTTPAddr, c.BcryptCost, c.RateLimitsOff = addr, httpAddr, cost, true
+	}).TCP
 }
 
 // console is one chatclient run driven by a script.
