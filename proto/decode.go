@@ -82,41 +82,51 @@ func (d *decoder) object(q *Request) {
 		d.i++
 		return
 	}
-	for d.syntax < 0 {
+	for {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			d.fail(d.i)
 			return
 		}
 		key, ok := d.rawKey()
-		if !ok {
+		if !ok || !d.colon() {
 			return
 		}
-		d.i = d.ws(d.i)
-		if d.i >= len(d.b) || d.b[d.i] != ':' {
-			d.fail(d.i)
-			return
-		}
-		d.i = d.ws(d.i + 1)
 		d.field(q, key)
-		if d.syntax >= 0 {
-			return
-		}
-		d.i = d.ws(d.i)
-		if d.i >= len(d.b) {
-			d.fail(d.i)
-			return
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i = d.ws(d.i + 1)
-		case '}':
-			d.i++
-			return
-		default:
-			d.fail(d.i)
+		if !d.afterValue('}') {
 			return
 		}
 	}
+}
+
+// colon passes the ':' after a key and the space around it.
+func (d *decoder) colon() bool {
+	d.i = d.ws(d.i)
+	if d.i >= len(d.b) || d.b[d.i] != ':' {
+		d.fail(d.i)
+		return false
+	}
+	d.i = d.ws(d.i + 1)
+	return true
+}
+
+// afterValue passes what follows a member or an element: true after a ','
+// (another one follows), false after closer or at a syntax error.
+func (d *decoder) afterValue(closer byte) bool {
+	d.i = d.ws(d.i)
+	if d.syntax >= 0 || d.i >= len(d.b) {
+		d.fail(d.i)
+		return false
+	}
+	switch d.b[d.i] {
+	case ',':
+		d.i = d.ws(d.i + 1)
+		return true
+	case closer:
+		d.i++
+		return false
+	}
+	d.fail(d.i)
+	return false
 }
 
 // rawKey reads the key string at d.i, unescaped when it has escapes.
@@ -622,37 +632,18 @@ func (d *decoder) skipNested(open byte) {
 		d.i++
 		return
 	}
-	for d.syntax < 0 {
+	for {
 		if open == '{' {
 			if d.i >= len(d.b) || d.b[d.i] != '"' {
 				d.fail(d.i)
 				return
 			}
-			d.skipString()
-			d.i = d.ws(d.i)
-			if d.syntax >= 0 || d.i >= len(d.b) || d.b[d.i] != ':' {
-				d.fail(d.i)
+			if d.skipString(); d.syntax >= 0 || !d.colon() {
 				return
 			}
-			d.i = d.ws(d.i + 1)
 		}
 		d.skip()
-		if d.syntax >= 0 {
-			return
-		}
-		d.i = d.ws(d.i)
-		if d.i >= len(d.b) {
-			d.fail(d.i)
-			return
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i = d.ws(d.i + 1)
-		case closer:
-			d.i++
-			return
-		default:
-			d.fail(d.i)
+		if !d.afterValue(closer) {
 			return
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"clusterchat"
+
 	"clusterchat/inmem"
 	"clusterchat/server"
 	"clusterchat/sqlite"
@@ -27,6 +29,7 @@ type Server struct {
 	tb     testing.TB
 	cfg    server.Config
 	logger *slog.Logger
+	wrap   func(clusterchat.Store) clusterchat.Store
 
 	mu       sync.Mutex
 	srv      *server.Server
@@ -40,12 +43,20 @@ type Server struct {
 // users and send bursts from one address (rate-limit tests turn them on).
 func StartServer(tb testing.TB, edit func(*server.Config)) *Server {
 	tb.Helper()
+	return StartServerStore(tb, edit, nil)
+}
+
+// StartServerStore is StartServer with the server's store wrapped by wrap
+// (a store that fails on demand, say) when wrap is not nil; Store stays the
+// SQLite store underneath.
+func StartServerStore(tb testing.TB, edit func(*server.Config), wrap func(clusterchat.Store) clusterchat.Store) *Server {
+	tb.Helper()
 	cfg := server.Config{Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", BcryptCost: 4, RateLimitsOff: true}
 	if edit != nil {
 		edit(&cfg)
 	}
 	logs := &LogBuffer{ch: make(chan []byte, 4096)}
-	s := &Server{tb: tb, cfg: cfg, Logs: logs, DB: filepath.Join(tb.TempDir(), "chat.db"),
+	s := &Server{tb: tb, cfg: cfg, Logs: logs, DB: filepath.Join(tb.TempDir(), "chat.db"), wrap: wrap,
 		logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	store, err := sqlite.Open(s.DB, s.logger)
 	if err != nil {
@@ -80,6 +91,9 @@ func (s *Server) Start() {
 	srv := server.New(cfg, s.logger)
 	broker, presence := inmem.NewBroker(srv), inmem.NewPresence()
 	srv.Store, srv.Broker, srv.Presence = s.Store, broker, presence
+	if s.wrap != nil {
+		srv.Store = s.wrap(s.Store)
+	}
 	var err error
 	for range 100 { // a closed listener's port may linger a moment
 		if err = srv.Open(); err == nil || !strings.Contains(err.Error(), "address already in use") {
