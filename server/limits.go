@@ -165,35 +165,61 @@ func (s *Server) closeAdmitting() {
 }
 
 // acceptConn admits a freshly accepted TCP connection and serves it: the
-// PROXY header from a trusted proxy (the client's real address), the TLS
-// handshake, then the accept-side limits. It runs on the connection's own
-// goroutine, so a slow client never holds up Accept.
+// PROXY header from a trusted proxy (the client's real address), the
+// accept-side limits, then the TLS handshake, so a connection that is
+// still shaking hands already counts against them. It runs on the
+// connection's own goroutine, so a slow client never holds up Accept.
 func (s *Server) acceptConn(nc net.Conn) {
 	if !s.trackAdmitting(nc, true) {
 		nc.Close()
 		return
 	}
-	final, addr, err := s.handshake(nc)
-	s.trackAdmitting(nc, false)
+	defer s.trackAdmitting(nc, false)
+	if s.cfg.FrameTimeout > 0 && (s.cfg.ProxyProtocol || s.tls != nil) {
+		nc.SetDeadline(time.Now().Add(s.cfg.FrameTimeout))
+	}
+	pc, addr, err := s.proxyHeader(nc)
 	if err != nil {
-		s.limits.limitEvents.WithLabelValues(limitHandshake).Inc()
-		s.log.Info("closing connection", "remote", nc.RemoteAddr().String(), "reason", err.Error())
-		nc.Close()
+		s.handshakeFailed(nc, err)
 		return
 	}
-	s.admitConn(final, addr)
+	if err := s.limits.admit(addr); err != nil {
+		s.refused(addr, err)
+		if s.tls != nil {
+			nc.Close() // no handshake spent on a refusal: the client sees the cut
+		} else {
+			refuse(pc, err, s.cfg.WriteWait)
+		}
+		return
+	}
+	final := pc
+	if s.tls != nil {
+		tc := tls.Server(pc, s.tls)
+		if err := tc.Handshake(); err != nil {
+			s.limits.release(addr, true)
+			s.handshakeFailed(nc, fmt.Errorf("tls handshake: %w", err))
+			return
+		}
+		final = tc
+	}
+	nc.SetDeadline(time.Time{})
+	s.startConn(final, addr)
 }
 
-// admitConn applies the accept-side limits to a connection from the client
-// address addr (a TCP socket after its handshake, or a WebSocket) and
-// serves it, or tells the client why not and closes it.
+// admitConn applies the accept-side limits to a WebSocket from the client
+// address addr and serves it, or tells the client why not and closes it.
 func (s *Server) admitConn(nc net.Conn, addr netip.Addr) {
 	if err := s.limits.admit(addr); err != nil {
-		s.log.Debug("connection refused", "remote", addr.String(), "reason", err.Error())
-		s.metrics.errors.WithLabelValues(errLabel(err)).Inc()
+		s.refused(addr, err)
 		refuse(nc, err, s.cfg.WriteWait)
 		return
 	}
+	s.startConn(nc, addr)
+}
+
+// startConn serves an admitted connection; admit's count is released when
+// it ends.
+func (s *Server) startConn(nc net.Conn, addr netip.Addr) {
 	c := newConn(s, nc)
 	c.addr = addr
 	c.counted, c.prelogin = true, true
@@ -202,33 +228,30 @@ func (s *Server) admitConn(nc net.Conn, addr netip.Addr) {
 	}
 }
 
-// handshake reads the PROXY header of a trusted proxy and wraps the
-// connection in TLS (handshaking at once), all within FrameTimeout. It
-// returns the connection to serve and the client's address.
-func (s *Server) handshake(nc net.Conn) (net.Conn, netip.Addr, error) {
+func (s *Server) refused(addr netip.Addr, err error) {
+	s.log.Debug("connection refused", "remote", addr.String(), "reason", err.Error())
+	s.metrics.errors.WithLabelValues(errLabel(err)).Inc()
+}
+
+func (s *Server) handshakeFailed(nc net.Conn, err error) {
+	s.limits.limitEvents.WithLabelValues(limitHandshake).Inc()
+	s.log.Info("closing connection", "remote", nc.RemoteAddr().String(), "reason", err.Error())
+	nc.Close()
+}
+
+// proxyHeader reads the PROXY header of a trusted proxy (with
+// ProxyProtocol) and returns the connection to go on with and the
+// client's address; otherwise the peer's.
+func (s *Server) proxyHeader(nc net.Conn) (net.Conn, netip.Addr, error) {
 	addr := addrOf(nc.RemoteAddr())
-	if !s.cfg.ProxyProtocol && s.tls == nil {
+	if !s.cfg.ProxyProtocol || !s.trusted(addr) {
 		return nc, addr, nil
 	}
-	if s.cfg.FrameTimeout > 0 {
-		nc.SetDeadline(time.Now().Add(s.cfg.FrameTimeout))
+	pc, err := readProxyHeader(nc)
+	if err != nil {
+		return nil, addr, err
 	}
-	if s.cfg.ProxyProtocol && s.trusted(addr) {
-		pc, err := readProxyHeader(nc)
-		if err != nil {
-			return nil, addr, err
-		}
-		nc, addr = pc, addrOf(pc.RemoteAddr())
-	}
-	if s.tls != nil {
-		tc := tls.Server(nc, s.tls)
-		if err := tc.Handshake(); err != nil {
-			return nil, addr, fmt.Errorf("tls handshake: %w", err)
-		}
-		nc = tc
-	}
-	nc.SetDeadline(time.Time{})
-	return nc, addr, nil
+	return pc, addrOf(pc.RemoteAddr()), nil
 }
 
 // refuse tells the client why it is turned away, in the classic error

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -264,4 +265,41 @@ func TestBehindNginxTLS(t *testing.T) {
 		}
 	}
 	by.chat()
+}
+
+// TestTLSHandshakesCount: connections still shaking hands (or never
+// starting to) count against the per-address cap, and one over the cap is
+// cut before any handshake is spent on it.
+func TestTLSHandshakesCount(t *testing.T) {
+	ca := testenv.NewCA(t)
+	cert, key := ca.Issue(t, "127.0.0.1")
+	ts := startServer(t, func(c *server.Config) {
+		c.TLSCert, c.TLSKey = cert, key
+		c.MaxConnsPerAddr = 2
+	})
+	hc := &http.Client{Timeout: readTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	for i := range 2 { // TCP connections that never say hello
+		dialFrom(t, ts.addr, "127.0.0.2")
+		testenv.WaitFor(t, readTimeout, "the silent connection counted", func() bool {
+			resp, err := hc.Get("https://" + ts.http + "/metrics")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return strings.Contains(string(b), fmt.Sprintf("\nchat_connections_prelogin %d\n", i+1))
+		})
+	}
+	tlsFrom := func(src string) error {
+		d := &net.Dialer{Timeout: readTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := tls.DialWithDialer(d, "tcp", ts.addr, &tls.Config{RootCAs: ca.Pool()})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	testenv.WaitFor(t, readTimeout, "the third connection of 127.0.0.2 cut", func() bool { return tlsFrom("127.0.0.2") != nil })
+	if err := tlsFrom("127.0.0.3"); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
 }
