@@ -1,26 +1,19 @@
 package proto
 
 import (
-	"encoding/json"
-	"reflect"
 	"testing"
 )
 
-// TestSocialMessages checks every social encoder like TestMessages: exact
-// bytes, readable by encoding/json, and decoded back by the other side
-// (Decode for requests, DecodeFrame for what the server sends).
+// TestSocialMessages checks every social encoder like TestMessages
+// (checkEncodings): exact bytes, readable by encoding/json, and decoded back
+// by the other side (Decode for requests, DecodeFrame for what the server
+// sends).
 func TestSocialMessages(t *testing.T) {
 	const odd = "q\"u\\o <&>"
 	const oddJSON = `"q\"u\\o <&>"`
 	member := Member{ID: 1, Name: "al", State: Offline, Role: "admin"}
 	pending := PendingInfo{GroupID: 7, GroupName: "g", ID: 3, Name: "cy", Kind: "request", By: 3, TS: 5}
-	rows := []struct {
-		name  string
-		got   []byte
-		want  string
-		req   *Request
-		frame *Frame
-	}{
+	rows := []encRow{
 		{name: "user op", got: (&UserOpReq{Op: FriendRequest, ID: 2}).AppendNative(nil, 3),
 			want: `{"msgid":60,"rid":3,"id":2}`, req: &Request{MsgID: FriendRequest, RID: 3, ID: 2}},
 		{name: "block", got: (&UserOpReq{Op: Block, ID: 2}).AppendNative(nil, 4),
@@ -92,29 +85,5 @@ func TestSocialMessages(t *testing.T) {
 		{name: "user event", got: (&UserEventMsg{ID: 2, Name: "bo"}).AppendNative(nil),
 			want: `{"msgid":82,"id":2,"name":"bo"}`, frame: &Frame{MsgID: UserEvent, ID: 2, Name: "bo"}},
 	}
-	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
-			if string(r.got) != r.want {
-				t.Fatalf("encoded\n got %s\nwant %s", r.got, r.want)
-			}
-			if !json.Valid(r.got) {
-				t.Fatalf("not valid JSON: %s", r.got)
-			}
-			if r.req != nil {
-				var q, viaJSON Request
-				if err := Decode(r.got, &q); err != nil {
-					t.Fatalf("Decode: %v", err)
-				}
-				if err := json.Unmarshal(r.got, &viaJSON); err != nil || !reflect.DeepEqual(q, *r.req) || !reflect.DeepEqual(viaJSON, q) {
-					t.Fatalf("decoded\n     got %+v\nencoding/json %+v\n    want %+v", q, viaJSON, *r.req)
-				}
-			}
-			if r.frame != nil {
-				var f Frame
-				if err := DecodeFrame(r.got, &f); err != nil || !reflect.DeepEqual(f, *r.frame) {
-					t.Fatalf("client decoded\n got %+v\nwant %+v (%v)", f, *r.frame, err)
-				}
-			}
-		})
-	}
+	checkEncodings(t, rows)
 }

@@ -81,6 +81,12 @@ func (c *Conn) Sendf(format string, args ...any) {
 	c.Send(fmt.Sprintf(format, args...) + "\x00")
 }
 
+// sendMsg writes one object encoded by proto, followed by a NUL byte.
+func (c *Conn) sendMsg(b []byte) {
+	c.TB.Helper()
+	c.Send(string(append(b, 0)))
+}
+
 // Line reads the next object's line, terminator included.
 func (c *Conn) Line() string {
 	c.TB.Helper()
@@ -153,7 +159,7 @@ func (c *Conn) ExpectErr(req, errno int) Obj {
 func (c *Conn) Ping() {
 	c.TB.Helper()
 	rid := c.rid.Add(1) + 1000000
-	c.Sendf(`{"msgid":%d,"rid":%d}`, proto.Ping, rid)
+	c.sendMsg((&proto.PingReq{}).AppendNative(nil, rid))
 	o := c.Next()
 	// An error reply to a connection that spoke classic last carries no rid.
 	if o.Int("msgid") != proto.Reply || o.Int("req") != proto.Ping || (o.Has("rid") && o.Int("rid") != rid) ||
@@ -180,14 +186,14 @@ func (c *Conn) ExpectClosed() string {
 // Register registers name as the classic client does and returns the id.
 func (c *Conn) Register(name, password string) int64 {
 	c.TB.Helper()
-	c.Sendf(`{"msgid":4,"name":%q,"password":%q}`, name, password)
+	c.sendMsg((&proto.RegisterReq{Name: name, Password: password}).AppendClassic(nil))
 	return c.Expect(proto.RegisterAck, "errno", 0).Int("id")
 }
 
 // ClassicLogin logs in as the classic client and returns the reply.
 func (c *Conn) ClassicLogin(id int64, password string) Obj {
 	c.TB.Helper()
-	c.Sendf(`{"msgid":1,"id":%d,"password":%q}`, id, password)
+	c.sendMsg((&proto.LoginReq{ID: id, Password: password}).AppendClassic(nil))
 	return c.Expect(proto.LoginAck, "errno", 0, "id", id)
 }
 
@@ -195,7 +201,7 @@ func (c *Conn) ClassicLogin(id int64, password string) Obj {
 func (c *Conn) NativeLogin(id int64, password string) Obj {
 	c.TB.Helper()
 	rid := c.rid.Add(1)
-	c.Sendf(`{"msgid":1,"proto":2,"rid":%d,"id":%d,"password":%q}`, rid, id, password)
+	c.sendMsg((&proto.LoginReq{ID: id, Password: password}).AppendNative(nil, rid))
 	return c.Expect(proto.LoginAck, "rid", rid, "errno", 0, "id", id)
 }
 
