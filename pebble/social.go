@@ -356,18 +356,25 @@ func (s *Store) DeleteGroup(ctx context.Context, gid int64) error {
 	})
 }
 
+// member returns the key of uid's membership of gid and its join seq;
+// ENOTFOUND if uid is not a member.
+func (s *Store) member(gid, uid int64) (key []byte, joined int64, err error) {
+	key = key2(nil, pMember, gid, uid)
+	v, ok, err := s.get(key)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !ok {
+		return nil, 0, clusterchat.Errorf(clusterchat.ENOTFOUND, "user %d is not a member of group %d", uid, gid)
+	}
+	_, joined, err = parseMember(v)
+	return key, joined, err
+}
+
 // SetRole implements clusterchat.Store.
 func (s *Store) SetRole(ctx context.Context, gid, uid int64, role string) error {
 	return s.write(ctx, "set role", func(b *pdb.Batch) (func(), error) {
-		mk := key2(nil, pMember, gid, uid)
-		v, ok, err := s.get(mk)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, clusterchat.Errorf(clusterchat.ENOTFOUND, "user %d is not a member of group %d", uid, gid)
-		}
-		_, joined, err := parseMember(v)
+		mk, joined, err := s.member(gid, uid)
 		if err != nil {
 			return nil, err
 		}
@@ -379,15 +386,7 @@ func (s *Store) SetRole(ctx context.Context, gid, uid int64, role string) error 
 // LeaveGroup implements clusterchat.Store.
 func (s *Store) LeaveGroup(ctx context.Context, gid, uid int64) error {
 	return s.write(ctx, "leave group", func(b *pdb.Batch) (func(), error) {
-		mk := key2(nil, pMember, gid, uid)
-		v, ok, err := s.get(mk)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, clusterchat.Errorf(clusterchat.ENOTFOUND, "user %d is not a member of group %d", uid, gid)
-		}
-		_, joined, err := parseMember(v)
+		mk, joined, err := s.member(gid, uid)
 		if err != nil {
 			return nil, err
 		}

@@ -59,21 +59,7 @@ func (s *Store) AddFriend(ctx context.Context, a, b int64) error {
 
 // Friends returns the friends of uid, ordered by id, without password hashes.
 func (s *Store) Friends(ctx context.Context, uid int64) ([]clusterchat.User, error) {
-	var out []clusterchat.User
-	err := s.run(ctx, "friends", true, func() error {
-		rows, err := s.pool.Query(ctx,
-			`SELECT u.id, u.name FROM friends f JOIN users u ON u.id = f.b WHERE f.a = $1 ORDER BY u.id`, uid)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (clusterchat.User, error) {
-			var u clusterchat.User
-			err := r.Scan(&u.ID, &u.Name)
-			return u, err
-		})
-		return err
-	})
-	return out, err
+	return s.queryUsers(ctx, "friends", `SELECT u.id, u.name FROM friends f JOIN users u ON u.id = f.b WHERE f.a = $1 ORDER BY u.id`, uid)
 }
 
 // PutToken stores a session token hash for uid until expires; storing the

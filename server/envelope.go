@@ -13,7 +13,8 @@ const (
 	kindJoin     = 'J' // user joined or created group: servers add their sessions of the user to the group
 	kindLeave    = 'L' // on a group channel: user `from` left or was removed; servers drop its sessions from the group
 	kindDrop     = 'D' // on a group channel: the group was deleted; servers drop every session from it
-	kindRename   = 'R' // on a user channel: user `from` is now called conv (an event for native sessions too)
+	kindRename   = 'N' // on a user channel: user `from` is now called conv (an event for native sessions too)
+	// 'R' is kindRevoke (tokens.go).
 )
 
 // envelope is decoded from a broker payload. classic and native are the

@@ -399,7 +399,12 @@ func (s *Server) hubLeave(ctx context.Context, uid, gid int64) {
 
 // hubUnindex removes the sessions of group gid that match from its index.
 func (s *Server) hubUnindex(ctx context.Context, gid int64, match func(*session) bool) {
-	for range s.hub.unindex(gid, match) {
+	s.unsubscribe(ctx, gid, s.hub.unindex(gid, match))
+}
+
+// unsubscribe undoes n subscriptions of group gid's channel.
+func (s *Server) unsubscribe(ctx context.Context, gid int64, n int) {
+	for range n {
 		s.Broker.Unsubscribe(ctx, clusterchat.GroupChannel(gid))
 	}
 }
@@ -412,22 +417,9 @@ func (s *Server) groupGone(e *envelope) {
 	if e.kind == kindLeave {
 		match = func(sess *session) bool { return sess.uid == e.from }
 	}
-	n := s.hub.unindex(e.group, match)
-	if n == 0 {
-		return
+	if n := s.hub.unindex(e.group, match); n > 0 {
+		s.background(func() { s.unsubscribe(context.Background(), e.group, n) })
 	}
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closing.Load() {
-		return
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for range n {
-			s.Broker.Unsubscribe(context.Background(), clusterchat.GroupChannel(e.group))
-		}
-	}()
 }
 
 // unindex removes the sessions of group gid that match from the index and

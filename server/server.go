@@ -375,8 +375,19 @@ func (s *Server) recovered(uids []int64) {
 // announceAll tells the friends of uids their state, off the caller's
 // goroutine (a presence heartbeat).
 func (s *Server) announceAll(uids []int64, state proto.State) {
-	// Under closeMu so that Close, once it holds it, knows no new work
-	// joins s.wg behind its Wait.
+	s.background(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, uid := range uids {
+			s.announcePresence(ctx, uid, state)
+		}
+	})
+}
+
+// background runs f on its own goroutine, counted in s.wg, unless the
+// server is closing. Under closeMu so that Close, once it holds it, knows
+// no new work joins s.wg behind its Wait.
+func (s *Server) background(f func()) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closing.Load() {
@@ -385,11 +396,7 @@ func (s *Server) announceAll(uids []int64, state proto.State) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		for _, uid := range uids {
-			s.announcePresence(ctx, uid, state)
-		}
+		f()
 	}()
 }
 
