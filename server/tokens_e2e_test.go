@@ -49,21 +49,11 @@ func TestLogoutAll(t *testing.T) {
 	ts := startServer(t, nil)
 	by := newBystanders(t, ts)
 	u := newUser(t, ts, "u")
-	n1, r1 := u.native(t, ts)
-	n2, r2 := u.native(t, ts)
-	c3, _ := u.classic(t, ts)
+	n1, others := threeSessions(t, ts, u)
 	n1.call(40, `{"msgid":40}`)
 	n1.sendf(`{"msgid":18,"rid":5}`)
 	n1.expect(11, "req", 18, "errno", 8) // logged out, connection open
-	if got := n2.expectClosed(); !strings.Contains(got, `{"msgid":17,"reason":"revoked"}`) {
-		t.Fatalf("other native session got %q before the close, want a RECONNECT revoked", got)
-	}
-	c3.expectClosed()
-	for _, tok := range []string{r1.str("token"), r2.str("token")} {
-		if e := tokenLogin(t, ts, tok); e != 1 {
-			t.Fatalf("token login after LOGOUT_ALL: errno %d, want 1", e)
-		}
-	}
+	others.expectRevoked(t, ts)
 	_, r := u.native(t, ts)
 	if e := tokenLogin(t, ts, r.str("token")); e != 0 {
 		t.Fatalf("a new token after LOGOUT_ALL: errno %d", e)
@@ -186,25 +176,15 @@ func TestPasswordChangeRevokes(t *testing.T) {
 	ts := startServer(t, nil)
 	by := newBystanders(t, ts)
 	u := newUser(t, ts, "u")
-	n1, r1 := u.native(t, ts)
-	n2, r2 := u.native(t, ts)
-	c3, _ := u.classic(t, ts)
+	n1, others := threeSessions(t, ts, u)
 	rid := n1.req(`{"msgid":70,"password":"wrong","newpassword":"new-pw"}`)
 	n1.expect(11, "req", 70, "rid", rid, "errno", 1)
 	fresh := n1.call(70, `{"msgid":70,"password":%q,"newpassword":"new-pw"}`, u.pw).str("token")
-	if fresh == "" || fresh == r1.str("token") {
+	if fresh == "" || fresh == others.tokens[0] {
 		t.Fatalf("password change reply without a new token: %q", fresh)
 	}
 	n1.ping() // still logged in
-	if got := n2.expectClosed(); !strings.Contains(got, `{"msgid":17,"reason":"revoked"}`) {
-		t.Fatalf("other native session got %q before the close, want a RECONNECT revoked", got)
-	}
-	c3.expectClosed()
-	for _, tok := range []string{r1.str("token"), r2.str("token")} {
-		if e := tokenLogin(t, ts, tok); e != 1 {
-			t.Fatalf("old token after the password change: errno %d, want 1", e)
-		}
-	}
+	others.expectRevoked(t, ts)
 	if e := tokenLogin(t, ts, fresh); e != 0 {
 		t.Fatalf("the new token: errno %d", e)
 	}
@@ -213,4 +193,36 @@ func TestPasswordChangeRevokes(t *testing.T) {
 	c.expect(2, "errno", 1)
 	c.classicLogin(u.id, "new-pw")
 	by.chat()
+}
+
+// sessions are a user's other sessions in the revocation tests, and the
+// tokens of all its sessions.
+type sessions struct {
+	native, classic *client
+	tokens          []string
+}
+
+// threeSessions logs u in three times: the returned native session acts,
+// the others (one native, one classic) watch.
+func threeSessions(t *testing.T, ts *testServer, u user) (*client, *sessions) {
+	t.Helper()
+	n1, r1 := u.native(t, ts)
+	n2, r2 := u.native(t, ts)
+	c3, _ := u.classic(t, ts)
+	return n1, &sessions{native: n2, classic: c3, tokens: []string{r1.str("token"), r2.str("token")}}
+}
+
+// expectRevoked checks that the other sessions were ended (the native one
+// told why) and that no token of before works.
+func (o *sessions) expectRevoked(t *testing.T, ts *testServer) {
+	t.Helper()
+	if got := o.native.expectClosed(); !strings.Contains(got, `{"msgid":17,"reason":"revoked"}`) {
+		t.Fatalf("other native session got %q before the close, want a RECONNECT revoked", got)
+	}
+	o.classic.expectClosed()
+	for _, tok := range o.tokens {
+		if e := tokenLogin(t, ts, tok); e != 1 {
+			t.Fatalf("a token of before: errno %d, want 1", e)
+		}
+	}
 }
