@@ -87,6 +87,7 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 		u, err = s.Store.User(ctx, q.ID)
 		if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
 			s.metrics.logins.WithLabelValues("fail").Inc()
+			s.log.Warn("login failed: no such user", "user", q.ID, "addr", c.peerKey())
 			return badLogin
 		} else if err != nil {
 			return err
