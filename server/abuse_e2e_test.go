@@ -205,15 +205,8 @@ func TestLoginLimitsBehindNginx(t *testing.T) {
 		c.RegisterRate = server.Rate{N: 3, Per: time.Hour}
 	}))
 	ng := testenv.StartNginxTLS(t, []string{ts.addr}, []string{ts.http}, cert, key)
-	a := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
-	ua := user{id: a.register("by-a", "pw-by-a"), name: "by-a", pw: "pw-by-a"}
-	ub := user{id: a.register("by-b", "pw-by-b"), name: "by-b", pw: "pw-by-b"}
-	owner := user{id: a.register("owner", "pw-owner"), name: "owner", pw: "pw-owner"}
-	a.classicLogin(ua.id, ua.pw)
-	b := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
-	b.classicLogin(ub.id, ub.pw)
-	by := &bystanders{tb: t, a: a, b: b, ua: ua, ub: ub}
-	by.chat()
+	by, more := bystandersVia(t, ng, ca, "owner")
+	owner := more[0]
 
 	// 127.0.0.1 has used its 3 registrations; 127.0.0.2 has its own.
 	a2 := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)

@@ -210,6 +210,29 @@ func dialWSSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *client {
 	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
 }
 
+// bystandersVia makes a bystander pair that chats through nginx's TLS
+// stream proxy from 127.0.0.1. One connection registers both (and the
+// users named in more, returned with "pw-" passwords) and stays as the
+// first of the pair, so the pair holds two connections of the address.
+func bystandersVia(tb testing.TB, ng *testenv.Nginx, ca *testenv.CA, more ...string) (*bystanders, []user) {
+	tb.Helper()
+	reg := func(c *client, name string) user {
+		return user{id: c.register(name, "pw-"+name), name: name, pw: "pw-" + name}
+	}
+	a := dialTLSFrom(tb, ng.StreamAddr(), "127.0.0.1", ca)
+	ua, ub := reg(a, "by-a"), reg(a, "by-b")
+	var others []user
+	for _, name := range more {
+		others = append(others, reg(a, name))
+	}
+	a.classicLogin(ua.id, ua.pw)
+	b := dialTLSFrom(tb, ng.StreamAddr(), "127.0.0.1", ca)
+	b.classicLogin(ub.id, ub.pw)
+	by := &bystanders{tb: tb, a: a, b: b, ua: ua, ub: ub}
+	by.chat()
+	return by, others
+}
+
 // TestBehindNginxTLS runs a chatserver behind deploy/nginx/nginx-tls.conf.tmpl:
 // clients speak TLS (chat) and WSS to nginx; nginx sends the PROXY header
 // and X-Forwarded-For, so the server's per-address cap counts each client
@@ -225,16 +248,7 @@ func TestBehindNginxTLS(t *testing.T) {
 	})
 	ng := testenv.StartNginxTLS(t, []string{ts.addr}, []string{ts.http}, cert, key)
 
-	// The bystanders, from 127.0.0.1 through nginx: one connection
-	// registers both and stays as the first, so the pair holds two.
-	a := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
-	ua := user{id: a.register("by-a", "pw-by-a"), name: "by-a", pw: "pw-by-a"}
-	ub := user{id: a.register("by-b", "pw-by-b"), name: "by-b", pw: "pw-by-b"}
-	a.classicLogin(ua.id, ua.pw)
-	b := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
-	b.classicLogin(ub.id, ub.pw)
-	by := &bystanders{tb: t, a: a, b: b, ua: ua, ub: ub}
-	by.chat()
+	by, _ := bystandersVia(t, ng, ca)
 
 	// 127.0.0.2 fills its cap with two chat connections and a WSS one...
 	for range 2 {
