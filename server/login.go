@@ -141,11 +141,13 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 		s.endSession(sess)
 		return err
 	}
+	// Counted before the reply is written: a client that has its reply
+	// must find its session in /metrics.
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	s.metrics.sessions.Inc()
 	c.sendDirect(reply)
 	sess.replied = true
 	sess.drain()
-	s.metrics.logins.WithLabelValues("ok").Inc()
-	s.metrics.sessions.Inc()
 	s.log.Info("login", "user", u.ID, "session", sess.sid, "native", native, "remote", c.clientAddr())
 	if first {
 		s.announcePresence(ctx, u.ID, proto.Online)
