@@ -241,7 +241,11 @@ func (c *conn) flush() {
 			for i := range batch {
 				bufs[i] = batch[i].b
 			}
-			_, err = bufs.WriteTo(c.nc)
+			if bw, ok := c.nc.(buffersWriter); ok {
+				err = bw.WriteBuffers(bufs) // a WebSocket: every message in one write
+			} else {
+				_, err = bufs.WriteTo(c.nc)
+			}
 		}
 		if err != nil {
 			c.fail(err)
@@ -266,6 +270,11 @@ func (c *conn) flush() {
 		c.mu.Unlock()
 	}
 }
+
+// buffersWriter is a transport that writes several objects at once in its
+// own framing (wsnet.Conn: one WebSocket message each, one socket write in
+// all); net.Buffers.WriteTo would hand it one object per Write.
+type buffersWriter interface{ WriteBuffers([][]byte) error }
 
 // close ends the session (if any) and the connection. Only the read loop
 // calls it.

@@ -9,13 +9,24 @@
 // (the object terminators; JSON text never holds a raw one) and sends each
 // object as one text message; a tail without a terminator waits for the rest
 // of its object.
+//
+// Writes build the data frames themselves and send all the frames of one
+// Write (or WriteBuffers) in one write to the socket: a batch of messages
+// costs one system call, as on TCP, where the library would make one per
+// message. That is safe beside the library's own control frames (ping,
+// pong, close) because a socket write is never interleaved with another
+// (the runtime holds the descriptor's write lock for a whole Write) and
+// each write carries whole frames.
 package wsnet
 
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -47,6 +58,11 @@ type Conn struct {
 	keepDL time.Time  // SetAliveDeadline's (the keepalive: a pong is due by then)
 
 	wmu       sync.Mutex // held by Write, so Close sends its close frame only between writes
+	nc        net.Conn   // the socket under the WebSocket, written directly (see the package doc)
+	client    bool       // mask the frames (RFC 6455: a client masks, a server does not)
+	mask      *rand.ChaCha8
+	wdl       time.Time // SetWriteDeadline's, set again before each write
+	out       []byte    // frames being written
 	closeOnce sync.Once
 	closeErr  error
 	onClose   func()
@@ -55,8 +71,8 @@ type Conn struct {
 // OnClose sets f to run when the Conn is closed (before any use).
 func (c *Conn) OnClose(f func()) { c.onClose = f }
 
-// New wraps ws.
-func New(ws *websocket.Conn) *Conn { return &Conn{ws: ws} }
+// New wraps ws, the server side of a WebSocket.
+func New(ws *websocket.Conn) *Conn { return &Conn{ws: ws, nc: ws.NetConn()} }
 
 // WS returns the underlying WebSocket (for control frames and handlers).
 func (c *Conn) WS() *websocket.Conn { return c.ws }
@@ -76,7 +92,12 @@ func Dial(ctx context.Context, url, origin string) (*Conn, error) {
 		}
 		return nil, err
 	}
-	return New(ws), nil
+	c := New(ws)
+	c.client = true
+	var seed [32]byte
+	crand.Read(seed[:])
+	c.mask = rand.NewChaCha8(seed) // unpredictable masks, cheaper than crypto/rand per frame
+	return c, nil
 }
 
 // Read returns bytes of the incoming messages, a newline after each.
@@ -121,11 +142,33 @@ func readErr(err error) error {
 	return err
 }
 
-// Write sends each complete object in p as one text message.
+// Write sends each complete object in p as one text message, all of them
+// in one write to the socket.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	n := len(p)
+	c.out = c.appendObjects(c.out[:0], p)
+	if err := c.flushOut(); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// WriteBuffers sends the objects of every buffer in one write to the
+// socket: the server's flusher hands a batch over this way.
+func (c *Conn) WriteBuffers(bufs [][]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.out = c.out[:0]
+	for _, b := range bufs {
+		c.out = c.appendObjects(c.out, b)
+	}
+	return c.flushOut()
+}
+
+// appendObjects appends a frame to out for each complete object in p,
+// keeping an unterminated tail in c.partial.
+func (c *Conn) appendObjects(out, p []byte) []byte {
 	for len(p) > 0 {
 		i := bytes.IndexAny(p, "\n\x00")
 		if i < 0 {
@@ -138,14 +181,57 @@ func (c *Conn) Write(p []byte) (int, error) {
 			msg = c.partial
 		}
 		if len(msg) > 0 {
-			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
-				return n - len(p), err
-			}
+			out = c.appendFrame(out, msg)
 		}
 		c.partial = c.partial[:0]
 		p = p[i+1:]
 	}
-	return n, nil
+	return out
+}
+
+// appendFrame appends one final text frame holding msg (RFC 6455 5.2):
+// masked with a fresh key from a client, plain from a server.
+func (c *Conn) appendFrame(out, msg []byte) []byte {
+	const fin, text, masked = 0x80, 0x1, 0x80
+	var mbit byte
+	if c.client {
+		mbit = masked
+	}
+	out = append(out, fin|text)
+	switch n := len(msg); {
+	case n < 126:
+		out = append(out, mbit|byte(n))
+	case n <= 0xffff:
+		out = binary.BigEndian.AppendUint16(append(out, mbit|126), uint16(n))
+	default:
+		out = binary.BigEndian.AppendUint64(append(out, mbit|127), uint64(n))
+	}
+	if !c.client {
+		return append(out, msg...)
+	}
+	var key [4]byte
+	binary.LittleEndian.PutUint32(key[:], uint32(c.mask.Uint64()))
+	out = append(out, key[:]...)
+	start := len(out)
+	out = append(out, msg...)
+	for i := range msg {
+		out[start+i] ^= key[i&3]
+	}
+	return out
+}
+
+// flushOut writes c.out to the socket in one write, under the deadline of
+// SetWriteDeadline (set again: the library's control frames move it).
+func (c *Conn) flushOut() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	c.nc.SetWriteDeadline(c.wdl)
+	_, err := c.nc.Write(c.out)
+	if cap(c.out) > 64<<10 {
+		c.out = nil // a big batch has passed: do not keep its buffer
+	}
+	return err
 }
 
 // Close sends a close frame (going away) when no write is in progress, then
@@ -210,5 +296,6 @@ func (c *Conn) applyDeadline() error {
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.ws.SetWriteDeadline(t)
+	c.wdl = t
+	return c.nc.SetWriteDeadline(t)
 }
