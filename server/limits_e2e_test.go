@@ -92,7 +92,7 @@ func dialWSFrom(tb testing.TB, ts *testServer, src, xff string) *client {
 	if err != nil {
 		tb.Fatalf("dial ws from %s: %v", src, err)
 	}
-	nc := wsnet.New(ws)
+	nc := wsnet.NewClient(ws)
 	tb.Cleanup(func() { nc.Close() })
 	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
 }

@@ -205,7 +205,7 @@ func dialWSSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *client {
 	if err != nil {
 		tb.Fatalf("dial wss %s from %s: %v", addr, src, err)
 	}
-	nc := wsnet.New(ws)
+	nc := wsnet.NewClient(ws)
 	tb.Cleanup(func() { nc.Close() })
 	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
 }

@@ -71,8 +71,20 @@ type Conn struct {
 // OnClose sets f to run when the Conn is closed (before any use).
 func (c *Conn) OnClose(f func()) { c.onClose = f }
 
-// New wraps ws, the server side of a WebSocket.
+// New wraps ws, the server side of a WebSocket (from an Upgrader). Its
+// frames go out unmasked; a client's must be masked: see NewClient.
 func New(ws *websocket.Conn) *Conn { return &Conn{ws: ws, nc: ws.NetConn()} }
+
+// NewClient wraps ws, the client side of a WebSocket (from a Dialer): its
+// frames are masked, as RFC 6455 requires of a client.
+func NewClient(ws *websocket.Conn) *Conn {
+	c := New(ws)
+	c.client = true
+	var seed [32]byte
+	crand.Read(seed[:])
+	c.mask = rand.NewChaCha8(seed) // unpredictable masks, cheaper than crypto/rand per frame
+	return c
+}
 
 // WS returns the underlying WebSocket (for control frames and handlers).
 func (c *Conn) WS() *websocket.Conn { return c.ws }
@@ -92,12 +104,7 @@ func Dial(ctx context.Context, url, origin string) (*Conn, error) {
 		}
 		return nil, err
 	}
-	c := New(ws)
-	c.client = true
-	var seed [32]byte
-	crand.Read(seed[:])
-	c.mask = rand.NewChaCha8(seed) // unpredictable masks, cheaper than crypto/rand per frame
-	return c, nil
+	return NewClient(ws), nil
 }
 
 // Read returns bytes of the incoming messages, a newline after each.
