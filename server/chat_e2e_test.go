@@ -400,6 +400,25 @@ func TestAbruptClose(t *testing.T) {
 	})
 }
 
+// floodUntilCut sends 60000-byte messages from a to the user to (whose
+// connection does not read) until the server counts a slow-consumer
+// disconnect, and returns how many it sent.
+func floodUntilCut(t *testing.T, ts *testServer, a *client, to user) int {
+	t.Helper()
+	body := strings.Repeat("z", 60000)
+	sent := 0
+	for ts.metric(t, "chat_slow_consumer_disconnects_total") == 0 {
+		if sent >= 2000 { // 120 MB: far past any socket buffer
+			t.Fatalf("no slow-consumer disconnect after %d messages of 60000 bytes", sent)
+		}
+		for range 10 {
+			sent++
+			a.call(6, `{"msgid":6,"to":%d,"msg":%q,"cmid":"f%d"}`, to.id, body, sent)
+		}
+	}
+	return sent
+}
+
 // TestSlowConsumer: a native client that stops reading while another user
 // floods it is disconnected once its queue passes MaxQueue; the sender is
 // undisturbed.
@@ -412,17 +431,7 @@ func TestSlowConsumer(t *testing.T) {
 	slow, _ := bob.native(t, ts)
 	slow.nc.(*net.TCPConn).SetReadBuffer(4096) // fill up sooner
 	a, _ := alice.native(t, ts)
-	body := strings.Repeat("z", 60000)
-	sent := 0
-	for ts.metric(t, "chat_slow_consumer_disconnects_total") == 0 {
-		if sent >= 2000 { // 120 MB: far past any socket buffer
-			t.Fatalf("no slow-consumer disconnect after %d messages of 60000 bytes", sent)
-		}
-		for range 10 {
-			sent++
-			a.call(6, `{"msgid":6,"to":%d,"msg":%q,"cmid":"f%d"}`, bob.id, body, sent)
-		}
-	}
+	sent := floodUntilCut(t, ts, a, bob)
 	// The server let go of the connection (what the kernel still holds
 	// trickles out slowly through the tiny receive window, so the test does
 	// not drain it): alice's is the only connection left.

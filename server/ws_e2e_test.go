@@ -240,16 +240,7 @@ func TestWSSlowConsumer(t *testing.T) {
 	slow, _ := bob.wsNative(t, ts)
 	slow.nc.(*wsnet.Conn).WS().NetConn().(*net.TCPConn).SetReadBuffer(4096)
 	a, _ := alice.native(t, ts)
-	body := strings.Repeat("z", 60000)
-	for sent := 0; ts.metric(t, "chat_slow_consumer_disconnects_total") == 0; {
-		if sent >= 2000 {
-			t.Fatalf("no slow-consumer disconnect after %d messages", sent)
-		}
-		for range 10 {
-			sent++
-			a.call(6, `{"msgid":6,"to":%d,"msg":%q,"cmid":"f%d"}`, bob.id, body, sent)
-		}
-	}
+	floodUntilCut(t, ts, a, bob)
 	testenv.WaitFor(t, readTimeout, "the slow WebSocket closed", func() bool {
 		return ts.metric(t, "chat_connections") == 1
 	})

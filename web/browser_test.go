@@ -270,13 +270,7 @@ func TestBrowser(t *testing.T) {
 		if d.serverOf(t, c) == erinSrv {
 			t.Fatalf("nginx put dave and erin on the same server n%d; the test needs them apart", erinSrv+1)
 		}
-		dconv := direct(dave.id, erin.id)
-		d.action("friend", strconv.FormatInt(erin.id, 10))
-		d.send("across servers")
-		e.openConv(dconv)
-		e.waitTexts("across servers")
-		e.send("got it")
-		d.waitTexts("across servers", "got it")
+		chatBothWays(d, e, "across servers", "got it")
 
 		roll := c.servers[erinSrv]
 		late := newPerson(t, browser, "late").open("http://" + roll.HTTPAddr() + "/")

@@ -352,3 +352,15 @@ func exceptionText(d *runtime.ExceptionDetails) string {
 	}
 	return fmt.Sprintf("%s (line %d)", d.Text, d.LineNumber)
 }
+
+// chatBothWays has a ask b's user for friendship, then a sends first and b
+// answers; each waits to see both messages in their conversation.
+func chatBothWays(a, b *tab, first, reply string) {
+	a.p.t.Helper()
+	a.action("friend", strconv.FormatInt(b.p.id, 10))
+	a.send(first)
+	b.openConv(direct(a.p.id, b.p.id))
+	b.waitTexts(first)
+	b.send(reply)
+	a.waitTexts(first, reply)
+}

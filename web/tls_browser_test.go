@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -69,13 +68,7 @@ func TestBrowserWSS(t *testing.T) {
 			if scheme != "https:" { // and so the page speaks wss: (mixed content is blocked)
 				t.Fatalf("page protocol %q, want https:", scheme)
 			}
-			conv := direct(alice.id, bob.id)
-			a.action("friend", strconv.FormatInt(bob.id, 10))
-			a.send("over wss")
-			b.openConv(conv)
-			b.waitTexts("over wss")
-			b.send("and back")
-			a.waitTexts("over wss", "and back")
+			chatBothWays(a, b, "over wss", "and back")
 		})
 	}
 }
