@@ -3,9 +3,11 @@ package e2e
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"clusterchat"
 	"clusterchat/client"
+	"clusterchat/internal/testenv"
 	"clusterchat/proto"
 )
 
@@ -49,6 +51,38 @@ func TestSocial(t *testing.T) {
 	t.Run("BlockedCannotReach", func(t *testing.T) { testBlock(t, c) })
 	t.Run("PrivateGroup", func(t *testing.T) { testPrivateGroup(t, c) })
 	t.Run("RemovedMember", func(t *testing.T) { testRemovedMember(t, c) })
+	t.Run("PresenceAfterRedisOutage", func(t *testing.T) { testPresenceOutage(t, c) }) // last: it stalls Redis
+}
+
+// testPresenceOutage: Redis stalls longer than the presence TTL, so x's
+// session lapses while x stays connected to n2, and when Redis is back a
+// server may reap n2 and tell x's friend "offline". Presence must come
+// back to the truth: the friend's last word about x is "online", and a
+// fresh login shows x online.
+func testPresenceOutage(t *testing.T, c *cluster) {
+	n1, n2 := c.servers[0].Addr(), c.servers[1].Addr()
+	w, x := c.newUser(t, n1), c.newUser(t, n2)
+	wn := nativeAt(t, n1, w, client.Options{})
+	befriend(t, n2, wn, x)
+	nativeAt(t, n2, x, client.Options{}) // x stays connected throughout
+	wn.waitEvent(t, "x online", isPresence(x.id, proto.Online))
+	aboutX := func(e client.Event) bool { return e.Kind == client.EventPresence && e.UserID == x.id }
+	before := len(wn.find(aboutX))
+
+	c.redis.Pause(t)
+	time.Sleep(15 * time.Second) // the outage itself: longer than TTL (10 s) + heartbeat (3 s)
+	c.redis.Resume(t)
+	testenv.WaitFor(t, 30*time.Second, "x announced online again after the outage", func() bool {
+		evs := wn.find(aboutX)
+		return len(evs) > before && evs[len(evs)-1].State == proto.Online
+	})
+	t.Logf("presence events about x across the outage: %d (after %d before it)", len(wn.find(aboutX))-before, before)
+	w2 := nativeAt(t, n2, w, client.Options{})
+	for _, f := range w2.info.Friends {
+		if f.ID == x.id && f.State != proto.Online {
+			t.Fatalf("a fresh login shows x %s; x is connected", f.State)
+		}
+	}
 }
 
 func isPresence(id int64, state proto.State) func(client.Event) bool {
