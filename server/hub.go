@@ -83,7 +83,8 @@ func (s *Server) hubRemove(ctx context.Context, sess *session) {
 			break
 		}
 	}
-	if len(list) == 0 {
+	last := len(list) == 0
+	if last {
 		delete(h.users, sess.uid)
 	} else {
 		h.users[sess.uid] = list
@@ -98,6 +99,9 @@ func (s *Server) hubRemove(ctx context.Context, sess *session) {
 		}
 	}
 	h.mu.Unlock()
+	if last {
+		s.forgetFriends(sess.uid) // no longer subscribed: changes would go unheard
+	}
 	for _, gid := range groups {
 		s.Broker.Unsubscribe(ctx, clusterchat.GroupChannel(gid))
 	}
@@ -166,6 +170,10 @@ func (s *Server) dispatch(channel clusterchat.Channel, e *envelope) {
 			}
 		}
 	} else {
+		switch e.kind {
+		case kindEvent, kindRename: // friends or their names may have changed
+			s.forgetFriends(id)
+		}
 		for _, sess := range h.users[id] {
 			s.socialEnvelope(sess, e)
 			sess.deliver(e)
@@ -183,7 +191,8 @@ func (s *Server) dispatch(channel clusterchat.Channel, e *envelope) {
 // login (their delivered cursor did not move).
 func (s *Server) HandleReconnect() {
 	s.log.Warn("broker reconnected; asking native sessions to resync")
-	s.forgetTokens() // revocations may have been missed meanwhile
+	s.forgetTokens()     // revocations may have been missed meanwhile
+	s.forgetAllFriends() // and so may friend changes
 	notice := appendNL((&proto.ReconnectEvent{Reason: proto.ReasonResync}).AppendNative(nil))
 	h := s.hub
 	h.mu.RLock()

@@ -163,7 +163,7 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	// user's other or previous sessions, its own messages) must count here,
 	// or they come back as offlinemsg and unread counts.
 	s.flushUserCursors(ctx, uid)
-	friends, err := s.Store.Friends(ctx, uid)
+	friends, err := s.friendsOf(ctx, uid)
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +258,9 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 func (s *Server) endSession(sess *session) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
+	// Taken before hubRemove drops it: the offline announcement below needs
+	// no store read while the list is known.
+	friends, known := s.cachedFriends(sess.uid)
 	s.hubRemove(ctx, sess)
 	sess.mu.Lock()
 	sess.held, sess.heldBytes = nil, 0
@@ -274,18 +277,28 @@ func (s *Server) endSession(sess *session) {
 		s.log.Info("session ended", "user", sess.uid, "session", sess.sid)
 	}
 	if last && err == nil {
-		s.announcePresence(ctx, sess.uid, proto.Offline)
+		if known {
+			s.announceTo(sess.uid, proto.Offline, friends)
+		} else {
+			s.announcePresence(ctx, sess.uid, proto.Offline)
+		}
 	}
 }
 
 // announcePresence tells uid's friends (native sessions) that uid came
 // online or went offline.
 func (s *Server) announcePresence(ctx context.Context, uid int64, state proto.State) {
-	friends, err := s.Store.Friends(ctx, uid)
+	friends, err := s.friendsOf(ctx, uid)
 	if err != nil {
 		s.log.Warn("presence: listing friends", "user", uid, "err", err)
 		return
 	}
+	s.announceTo(uid, state, friends)
+}
+
+// announceTo tells friends (native sessions) that uid came online or went
+// offline.
+func (s *Server) announceTo(uid int64, state proto.State, friends []clusterchat.User) {
 	if len(friends) == 0 {
 		return
 	}

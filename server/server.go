@@ -40,10 +40,12 @@ type Server struct {
 	cursors *cursors
 	users   userCache
 	tokens  tokenCache
-	sec     security
-	limits  *limits
-	certs   *certReloader // nil without TLS
-	tls     *tls.Config   // nil without TLS
+	// friendCache: friend lists of users with a session here (friendcache.go)
+	friendCache friendCache
+	sec         security
+	limits      *limits
+	certs       *certReloader // nil without TLS
+	tls         *tls.Config   // nil without TLS
 
 	ln      net.Listener
 	httpLn  net.Listener

@@ -34,8 +34,10 @@ type security struct {
 var revokeChannel = clusterchat.UserChannel(0)
 
 // kindRevoke: conv holds a token hash to drop, or is empty to revoke every
-// token of user from and end its sessions (except origin).
-const kindRevoke = 'R'
+// token of user from and end its sessions (except origin). Not 'R', which
+// is kindRename: sharing it made every rename a (harmless) revocation that
+// nobody heard as a rename.
+const kindRevoke = 'T'
 
 func (s *Server) openSecurity() error {
 	local := inmem.NewLimiter()
