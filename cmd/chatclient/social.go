@@ -291,9 +291,11 @@ func stateOf(f *client.Friend) proto.State {
 // printSocial prints a social event.
 func (a *app) printSocial(e client.Event) {
 	who := fmt.Sprintf("%s(%d)", safe(e.Name), e.UserID)
+	if e.UserID != 0 && e.Name != "" {
+		a.learnUser(e.UserID, e.Name)
+	}
 	switch e.Kind {
 	case client.EventFriend:
-		a.learnUser(e.UserID, e.Name)
 		if e.Action == proto.EvRequest {
 			a.printf("* %s asks to be your friend (accept:%d / decline:%d)\n", who, e.UserID, e.UserID)
 			return
@@ -329,7 +331,6 @@ func (a *app) printSocial(e client.Event) {
 			a.printf("* the invitation or request of %s for group %d is gone\n", who, e.GroupID)
 		}
 	case client.EventRenamed:
-		a.learnUser(e.UserID, e.Name)
 		a.printf("* user %d is now called %s\n", e.UserID, safe(e.Name))
 	}
 }
