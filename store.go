@@ -206,3 +206,14 @@ type NetworkStore interface {
 	// Networked reports whether the Store's calls cross a network.
 	Networked() bool
 }
+
+// BackupStore is the optional capability of an embedded Store (sqlite,
+// pebble) to copy itself while in use: `chatserver backup` and the
+// server's POST /debug/backup. A networked store has its own tools
+// (pg_dump, pg_basebackup).
+type BackupStore interface {
+	Store
+	// Backup writes a consistent copy of the store, which Open of the same
+	// package accepts, to dest; dest must not exist.
+	Backup(ctx context.Context, dest string) error
+}

@@ -53,6 +53,11 @@ type Config struct {
 	LoginFailures int
 	LoginWindow   time.Duration
 	Pprof         bool // serve /debug/pprof on the HTTP listener (profiling for chatbench runs)
+	// BackupDir enables POST /debug/backup on the HTTP listener for an
+	// embedded store (clusterchat.BackupStore): each call writes a copy
+	// of the store, taken beside traffic, to a new directory entry named
+	// by the time under BackupDir and answers its path. Empty: off.
+	BackupDir string
 	// AllowedOrigins are the browser origins (scheme://host[:port], or
 	// "*" for any) allowed to open /ws besides the page's own origin.
 	AllowedOrigins []string

@@ -344,6 +344,9 @@ func (s *Server) httpHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.Handle("GET /", web.Handler())
+	if b, ok := s.Store.(clusterchat.BackupStore); ok && s.cfg.BackupDir != "" {
+		mux.HandleFunc("POST /debug/backup", func(w http.ResponseWriter, r *http.Request) { s.serveBackup(w, r, b) })
+	}
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -1,6 +1,7 @@
 // Command chatserver runs a clusterchat server. With no flags it is a
 // working single node: TCP on 127.0.0.1:6000, HTTP on 127.0.0.1:8080, an
-// embedded SQLite store in clusterchat.db and an in-process broker. In a
+// embedded Pebble store in clusterchat.pebble and an in-process broker
+// (`chatserver backup` and `chatserver export` copy and show its data). In a
 // cluster, give it -store postgres://... and -broker redis://host:port.
 package main
 
@@ -29,7 +30,14 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+	args := os.Args[1:]
+	var err error
+	if len(args) > 0 && (args[0] == "backup" || args[0] == "export") {
+		err = runData(ctx, args, os.Stdout, os.Stderr)
+	} else {
+		err = run(ctx, args, os.Stderr)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatserver:", err)
 		os.Exit(1)
 	}
@@ -41,6 +49,7 @@ type options struct {
 	allowedOrigins                            string
 	maxSessions, maxBody, bcryptCost          int
 	committers                                int
+	backupDir                                 string
 	pprof                                     bool
 
 	// The network edge: TLS, proxies, connection limits.
@@ -83,7 +92,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs.StringVar(&o.addr, "addr", env("CHAT_ADDR", "127.0.0.1:6000"), "TCP listen address (env CHAT_ADDR)")
 	fs.StringVar(&o.http, "http", env("CHAT_HTTP", "127.0.0.1:8080"), "HTTP listen address for /healthz /readyz /metrics, empty to disable (env CHAT_HTTP)")
-	fs.StringVar(&o.store, "store", env("CHAT_STORE", "sqlite:clusterchat.db"), "store: sqlite:PATH, pebble:DIR or postgres://... (env CHAT_STORE)")
+	fs.StringVar(&o.store, "store", defaultStore(), "store: pebble:DIR, sqlite:PATH or postgres://... (env CHAT_STORE; default pebble:clusterchat.pebble, or sqlite:clusterchat.db where only that file exists)")
 	fs.StringVar(&o.broker, "broker", env("CHAT_BROKER", "memory"), "broker: memory or redis://host:port (env CHAT_BROKER)")
 	fs.StringVar(&o.node, "node", env("CHAT_NODE", "node1"), "this server's name in the cluster (env CHAT_NODE)")
 	fs.IntVar(&o.maxSessions, "max-sessions", envInt("CHAT_MAX_SESSIONS", 0), "sessions per account, 0 = unlimited (env CHAT_MAX_SESSIONS)")
@@ -94,6 +103,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "comma-separated browser origins (https://chat.example.com, or *) allowed to open /ws besides the page's own (env CHAT_ALLOWED_ORIGINS)")
 	fs.DurationVar(&o.storeRetry, "store-retry", envDur("CHAT_STORE_RETRY", 15*time.Second), "how long to retry a message batch through a store outage (restart, failover) before refusing with errno 9; negative: no retry (env CHAT_STORE_RETRY)")
 	fs.IntVar(&o.storeRetryBytes, "store-retry-bytes", envInt("CHAT_STORE_RETRY_BYTES", 64<<20), "bytes of messages held during a store outage before new ones are refused (env CHAT_STORE_RETRY_BYTES)")
+	fs.StringVar(&o.backupDir, "backup-dir", env("CHAT_BACKUP_DIR", ""), "enable POST /debug/backup (chatserver backup -http ADDR): copies of the embedded store go under this directory (env CHAT_BACKUP_DIR; empty: off)")
 	fs.BoolVar(&o.pprof, "pprof", os.Getenv("CHAT_PPROF") == "1", "serve /debug/pprof on the HTTP listener (env CHAT_PPROF=1)")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("CHAT_TLS_CERT", ""), "PEM certificate (chain) file: TLS on the TCP listener, HTTPS/WSS on the HTTP one; reloaded on SIGHUP and when it changes (env CHAT_TLS_CERT)")
 	fs.StringVar(&o.tlsKey, "tls-key", env("CHAT_TLS_KEY", ""), "PEM private key file for -tls-cert (env CHAT_TLS_KEY)")
@@ -160,7 +170,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	cfg := server.Config{
 		Addr: o.addr, HTTPAddr: o.http, Node: o.node,
-		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost, Pprof: o.pprof, Committers: o.committers,
+		MaxSessions: o.maxSessions, MaxBody: o.maxBody, BcryptCost: o.bcryptCost, Pprof: o.pprof, Committers: o.committers, BackupDir: o.backupDir,
 		AllowedOrigins: splitList(o.allowedOrigins),
 		TLSCert:        o.tlsCert, TLSKey: o.tlsKey, TrustedProxies: o.trustedProxies, ProxyProtocol: o.proxyProtocol,
 		// The flags say 0 for off; Config says 0 for the default.
