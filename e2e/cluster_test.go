@@ -27,6 +27,7 @@ func TestCluster(t *testing.T) {
 	t.Run("NativeOneToOne", func(t *testing.T) { testNativeOneToOne(t, c) })
 	t.Run("GroupOnAllServers", func(t *testing.T) { testGroup(t, c) })
 	t.Run("OfflineClassic", func(t *testing.T) { testOfflineClassic(t, c) })
+	t.Run("ClassicOriginalClient", func(t *testing.T) { testClassicOriginal(t, c) })
 	t.Run("OfflineNativeSync", func(t *testing.T) { testOfflineNative(t, c) })
 	t.Run("Presence", func(t *testing.T) { testPresence(t, c) })
 	t.Run("WebSocket", func(t *testing.T) { testWebSocket(t, c) })

@@ -456,7 +456,9 @@ type (
 // AppendClassic appends the classic login reply: compact, keys sorted,
 // friends, groups and offlinemsg only when not empty, each an array of JSON
 // strings holding one object each (protocol-seed.md).
-func (r *LoginReply) AppendClassic(b []byte) []byte {
+func (r *LoginReply) AppendClassic(b []byte) []byte { return appendJSON(b, r.classic()) }
+
+func (r *LoginReply) classic() *classicLogin {
 	v := classicLogin{MsgID: LoginAck, ID: r.ID, Name: r.Name}
 	for _, f := range r.Friends {
 		v.Friends = append(v.Friends, jsonString(&f))
@@ -471,7 +473,7 @@ func (r *LoginReply) AppendClassic(b []byte) []byte {
 	for _, m := range r.Offline {
 		v.Offline = append(v.Offline, string(AppendClassicChat(nil, m)))
 	}
-	return appendJSON(b, &v)
+	return &v
 }
 
 // appendJSON appends v as encoding/json writes it. Only the login reply,

@@ -138,7 +138,7 @@ func (c *committer) commit(batch []*job) bool {
 	backoff := 25 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 		err := s.Store.Append(ctx, msgs)
 		cancel()
 		s.metrics.storeAppend.Observe(time.Since(start).Seconds())
@@ -438,7 +438,7 @@ func (s *Server) runPublisher(in <-chan pubJob) {
 			}
 		}
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
 		var err error
 		if len(channels) == 1 {
 			err = s.Broker.Publish(ctx, channels[0], payloads[0])

@@ -43,7 +43,7 @@ type Config struct {
 	MaxSessions int           // sessions per account, 0 = unlimited
 	MaxBody     int           // longest chat text in bytes; default 4 KiB
 	MaxQueue    int           // outbound queue per connection in bytes before the client counts as a slow consumer; default 4 MiB
-	WriteWait   time.Duration // longest a socket write may block; default 10 s
+	WriteWait   time.Duration // longest a socket write (or a classic record's wait for the previous one to be sent) may block; default 10 s
 	BcryptCost  int           // password hashing cost; default bcrypt.DefaultCost
 	Publishers  int           // publisher workers; default 16
 	Committers  int           // concurrent store appends (group commits in flight); default 1, more for a networked store
@@ -132,6 +132,23 @@ type Config struct {
 	// DM is DMAll (default: anyone not blocked may send a direct message,
 	// as classic clients expect) or DMFriends (friends only).
 	DM string
+
+	// Timeouts of requests and of the write path (conn.go).
+
+	// RequestTimeout bounds the store, broker and presence work of one
+	// request, of one commit batch's store append, of a cursor save and of
+	// a delivery gap's store read; default 10 s.
+	RequestTimeout time.Duration
+	// PublishTimeout bounds one broker publish (of a batch); default 5 s.
+	PublishTimeout time.Duration
+	// DrainWait is how long a connection the server closes (at shutdown,
+	// or after a fatal protocol error) may take to write what it has
+	// queued; default 2 s.
+	DrainWait time.Duration
+	// PaceInterval is how often a classic connection's flush goroutine
+	// checks whether the kernel has sent the previous record, after
+	// 100 µs of checks that yield the processor in between; default 200 µs.
+	PaceInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -149,6 +166,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteWait <= 0 {
 		c.WriteWait = 10 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 5 * time.Second
+	}
+	if c.DrainWait <= 0 {
+		c.DrainWait = 2 * time.Second
+	}
+	if c.PaceInterval <= 0 {
+		c.PaceInterval = 200 * time.Microsecond
 	}
 	if c.BcryptCost == 0 {
 		c.BcryptCost = 10

@@ -110,7 +110,7 @@ func (s *Server) saveCursors(ctx context.Context, user int64) {
 	if !s.cursors.pending(user) {
 		return // the common case at logout: nothing moved since the last save
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	c := s.cursors
 	if moves := c.take(c.delivered, user); len(moves) > 0 {

@@ -135,7 +135,7 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 			return err
 		}
 	}
-	reply, err := s.loginReply(ctx, sess, q.RID, token)
+	reply, after, err := s.loginReply(ctx, sess, q.RID, token)
 	if err != nil {
 		c.sess = nil
 		s.endSession(sess)
@@ -147,6 +147,11 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 	s.metrics.sessions.Inc()
 	c.sendDirect(reply)
 	sess.replied = true
+	// Offline messages that did not fit a classic reply, oldest first, each
+	// its own object; they count as delivered once written.
+	for _, m := range after {
+		c.send(outItem{b: appendNL(proto.AppendClassicChat(nil, m)), conv: m.Conv, seq: m.Seq, user: sess.uid})
+	}
 	sess.drain()
 	s.log.Info("login", "user", u.ID, "session", sess.sid, "native", native, "remote", c.clientAddr())
 	if first {
@@ -156,8 +161,10 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 }
 
 // loginReply builds the login acknowledgement for sess, joining its groups
-// on this server on the way.
-func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token string) ([]byte, error) {
+// on this server on the way. For a classic session it also returns the
+// offline messages that did not fit the reply (proto.ClassicLoginMax), to be
+// written after it.
+func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token string) ([]byte, []*clusterchat.Message, error) {
 	uid := sess.uid
 	// Cursor moves still buffered in memory (messages just written to the
 	// user's other or previous sessions, its own messages) must count here,
@@ -165,15 +172,15 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	s.flushUserCursors(ctx, uid)
 	friends, err := s.friendsOf(ctx, uid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	groups, err := s.Store.UserGroups(ctx, uid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, g := range groups {
 		if err := s.hubJoin(ctx, sess, g.ID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// Presence is shown between friends only: group members who are not
@@ -187,7 +194,7 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	friend[uid] = true
 	online, err := s.Presence.Online(ctx, ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if online == nil {
 		online = make(map[int64]bool)
@@ -207,19 +214,19 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	if sess.native {
 		convs, err := s.Store.Convs(ctx, uid)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, cv := range convs {
 			r.Convs = append(r.Convs, proto.Conv{Conv: cv.Conv, Last: cv.LastSeq, Read: cv.Read, Unread: max(cv.LastSeq-cv.Read, 0)})
 		}
-		return r.AppendNative(nil), nil
+		return r.AppendNative(nil), nil, nil
 	}
 
 	// What the session has accounted for starts at the stored delivered
-	// cursors, then covers what offlinemsg carries.
+	// cursors, then covers the offline messages.
 	convs, err := s.Store.Convs(ctx, uid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	written := make(map[string]int64, len(convs))
 	for _, cv := range convs {
@@ -227,36 +234,40 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 	}
 	offline, err := s.Store.Undelivered(ctx, uid, maxOffline)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(offline) > 0 {
-		r.Offline = offline
-		covered := make(map[string]int64)
-		for _, m := range offline {
-			covered[m.Conv] = max(covered[m.Conv], m.Seq)
-		}
+	for _, m := range offline {
+		written[m.Conv] = max(written[m.Conv], m.Seq)
+	}
+	r.Offline = offline
+	reply, n := r.AppendClassicWithin(nil, proto.ClassicLoginMax)
+	if n > 0 {
 		// Saved before the reply is written, as the classic server deleted
 		// offline messages before sending them: a login elsewhere right
-		// after this one must not get them again.
+		// after this one must not get them again. The messages written
+		// after the reply move the cursor as they are written.
+		covered := make(map[string]int64)
+		for _, m := range offline[:n] {
+			covered[m.Conv] = max(covered[m.Conv], m.Seq)
+		}
 		moves := make([]clusterchat.Cursor, 0, len(covered))
 		for conv, seq := range covered {
 			moves = append(moves, clusterchat.Cursor{User: uid, Conv: conv, Seq: seq})
-			written[conv] = max(written[conv], seq)
 		}
 		if err := s.Store.MarkDelivered(ctx, moves); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	sess.mu.Lock()
 	sess.written = written
 	sess.mu.Unlock()
-	return r.AppendClassic(nil), nil
+	return reply, offline[n:], nil
 }
 
 // endSession ends sess: it leaves the hub and presence, and friends hear of
 // it if it was the user's last session anywhere.
 func (s *Server) endSession(sess *session) {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	// Taken before hubRemove drops it: the offline announcement below needs
 	// no store read while the list is known.
@@ -265,6 +276,11 @@ func (s *Server) endSession(sess *session) {
 	sess.mu.Lock()
 	sess.held, sess.heldBytes = nil, 0
 	sess.mu.Unlock()
+	if !sess.native {
+		// A classic client may log in again at once, anywhere: what it has
+		// read must not come back as offline messages.
+		sess.c.settle()
+	}
 	// Save this user's delivered cursors now, not within the next second:
 	// a login elsewhere right after must not get the same messages again.
 	s.flushUserCursors(ctx, sess.uid)

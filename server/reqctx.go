@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// reqCtx is the context of one request: it ends requestTimeout after the
+// reqCtx is the context of one request: it ends Config.RequestTimeout after the
 // request began, like context.WithDeadline, but the timer behind that is
 // made only if something asks for the deadline or waits on it (a store or
 // presence call). Most chat requests touch only caches and the committer's
@@ -21,7 +21,9 @@ type reqCtx struct {
 	ended    atomic.Bool
 }
 
-func newReqCtx() *reqCtx { return &reqCtx{deadline: time.Now().Add(requestTimeout)} }
+func newReqCtx(timeout time.Duration) *reqCtx {
+	return &reqCtx{deadline: time.Now().Add(timeout)}
+}
 
 func (r *reqCtx) real() context.Context {
 	r.once.Do(func() { r.ctx, r.cancel = context.WithDeadline(context.Background(), r.deadline) })

@@ -2,15 +2,11 @@ package server
 
 import (
 	"context"
-	"time"
 	"unicode/utf8"
 
 	"clusterchat"
 	"clusterchat/proto"
 )
-
-// requestTimeout bounds the store and presence work of one request.
-const requestTimeout = 10 * time.Second
 
 // handle answers one frame from c. It runs on c's read loop.
 func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
@@ -27,7 +23,7 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 		s.replyConnErr(c, q.MsgID, q.RID, err)
 		return
 	}
-	rc := newReqCtx()
+	rc := newReqCtx(s.cfg.RequestTimeout)
 	defer rc.end()
 	var ctx context.Context = rc
 	var err error

@@ -117,8 +117,9 @@ func (sess *session) deliver(e *envelope) {
 }
 
 func (sess *session) hold(e *envelope) {
-	size := len(e.classic) + len(e.native)
-	if len(sess.held) >= maxHeld || sess.heldBytes+size > sess.srv.cfg.MaxQueue {
+	size := sess.wireSize(e)
+	// Held and queued bytes share the connection's MaxQueue.
+	if len(sess.held) >= maxHeld || sess.heldBytes+size+sess.c.queuedBytes() > sess.srv.cfg.MaxQueue {
 		sess.srv.log.Warn("session too far behind; closing its connection", "user", sess.uid, "session", sess.sid)
 		sess.srv.metrics.slowConsumers.Inc()
 		sess.c.nc.Close()
@@ -126,6 +127,14 @@ func (sess *session) hold(e *envelope) {
 	}
 	sess.held = append(sess.held, e)
 	sess.heldBytes += size
+}
+
+// wireSize is what e puts on this session's connection.
+func (sess *session) wireSize(e *envelope) int {
+	if e.kind == kindMessage && !sess.native {
+		return proto.ClassicRecordLen(len(e.classic))
+	}
+	return len(e.native)
 }
 
 func (sess *session) write(e *envelope) {
@@ -158,7 +167,7 @@ func (sess *session) drain() {
 		if act != actGap {
 			sess.held[0] = nil
 			sess.held = sess.held[1:]
-			sess.heldBytes -= len(e.classic) + len(e.native)
+			sess.heldBytes -= sess.wireSize(e)
 		}
 		sess.mu.Unlock()
 		switch act {
@@ -185,7 +194,7 @@ func (sess *session) fill(conv string, after, upto int64) {
 		if attempt > 0 {
 			time.Sleep(time.Duration(50<<attempt) * time.Millisecond)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 		msgs, err = s.Store.Since(ctx, conv, after, int(min(upto-after, clusterchat.MaxPageSize)))
 		cancel()
 		if err == nil && len(msgs) > 0 && (msgs[len(msgs)-1].Seq >= upto || len(msgs) == clusterchat.MaxPageSize) {

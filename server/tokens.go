@@ -52,7 +52,7 @@ func (s *Server) openSecurity() error {
 		Help: "Token revocations made on this server, by cause: logout, logout_all, password."}, []string{"cause"})
 	s.sec.swept = prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_tokens_swept_total", Help: "Expired session tokens deleted by the periodic sweep."})
 	s.metrics.reg.MustRegister(s.sec.limited, s.sec.revoked, s.sec.swept)
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	return s.Broker.Subscribe(ctx, revokeChannel)
 }

@@ -337,6 +337,7 @@ func (c *classic) next(msgid int) map[string]any {
 	c.nc.SetReadDeadline(time.Now().Add(waitTimeout))
 	for {
 		line, err := c.br.ReadString('\n')
+		line = strings.TrimLeft(line, "\x00") // a classic record's padding (docs/protocol.md)
 		if err != nil {
 			c.t.Fatalf("classic read: %v", err)
 		}

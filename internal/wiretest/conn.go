@@ -101,6 +101,7 @@ func (c *Conn) Line() string {
 func (c *Conn) ReadLine(d time.Duration) (string, error) {
 	c.NC.SetReadDeadline(time.Now().Add(d))
 	l, err := c.BR.ReadString('\n')
+	l = strings.TrimLeft(l, "\x00") // a classic record's padding (docs/protocol.md)
 	if err != nil {
 		return l, err
 	}
@@ -169,8 +170,8 @@ func (c *Conn) Ping() {
 }
 
 // ExpectClosed reads until the server closes the connection and returns
-// what arrived before; it fails if the connection is still open after
-// Timeout.
+// what arrived before (without classic records' NUL padding); it fails if
+// the connection is still open after Timeout.
 func (c *Conn) ExpectClosed() string {
 	c.TB.Helper()
 	c.NC.SetReadDeadline(time.Now().Add(c.Timeout))
@@ -180,7 +181,7 @@ func (c *Conn) ExpectClosed() string {
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.TB.Fatalf("connection still open after %v (got %d bytes, starting %.200q)", c.Timeout, got.Len(), got.String())
 	}
-	return got.String()
+	return strings.ReplaceAll(got.String(), "\x00", "") // classic records' padding
 }
 
 // Register registers name as the classic client does and returns the id.
