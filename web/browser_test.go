@@ -290,7 +290,27 @@ func TestBrowser(t *testing.T) {
 		e.waitTexts(want...)
 		e.waitJS("the banner gone", `document.getElementById('banner').hidden`)
 		e.send("all here")
-		d.waitTexts(append(want, "all here")...)
+		want = append(want, "all here")
+		d.waitTexts(want...)
+
+		// Every server down: what erin types waits as "sending…" under the
+		// reconnecting banner, and goes once they are back, exactly once.
+		for _, s := range c.servers {
+			if code := s.Term(t); code != 0 {
+				t.Fatalf("SIGTERM: exit code %d", code)
+			}
+		}
+		e.typeText("#text", "typed while down\r")
+		e.waitJS("pending under the banner", `document.querySelector('#messages .msg.pending') && !document.getElementById('banner').hidden`)
+		e.screenshot("reconnecting", 1200, 760, "")
+		for _, s := range c.servers {
+			s.Restart(t)
+			waitReady(t, s)
+		}
+		e.waitJS("sent once back", `!document.querySelector('#messages .msg.pending, #messages .msg.failed')`)
+		want = append(want, "typed while down")
+		e.waitTexts(want...)
+		d.waitTexts(want...)
 	})
 }
 

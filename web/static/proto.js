@@ -332,10 +332,14 @@ export class ChatClient {
     this.schedule();
   }
 
-  /** Reconnects after a jittered, growing delay (0.25 s up to 15 s). */
+  /**
+   * Reconnects after a growing delay, 0.25 s doubling up to 8 s, each drawn
+   * from 0.5x to 1.5x so that the users of a restarted server do not all
+   * come back at once (at most 12 s: a person waits for the banner to go).
+   */
   schedule() {
     clearTimeout(this.timer);
-    const base = Math.min(15000, 250 * 2 ** Math.min(this.attempt, 6));
+    const base = Math.min(8000, 250 * 2 ** Math.min(this.attempt, 5));
     const delay = base / 2 + Math.random() * base;
     this.attempt++;
     this.timer = setTimeout(() => this.resume(), delay);
