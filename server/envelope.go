@@ -14,7 +14,7 @@ const (
 	kindLeave    = 'L' // on a group channel: user `from` left or was removed; servers drop its sessions from the group
 	kindDrop     = 'D' // on a group channel: the group was deleted; servers drop every session from it
 	kindRename   = 'N' // on a user channel: user `from` is now called conv (an event for native sessions too)
-	// 'R' is kindRevoke (tokens.go).
+	// kindRevoke is in tokens.go.
 )
 
 // envelope is decoded from a broker payload. classic and native are the

@@ -93,12 +93,13 @@ func TestSocialRules(t *testing.T) {
 		ad, _ := adm.native(t, ts)
 		m, _ := mem.native(t, ts)
 		x, _ := out.native(t, ts)
-		for _, c := range []*client{ad, m} {
-			c.call(9, `{"msgid":9,"groupid":%d}`, gid).check(t, "joined", true) // the invitation lets them in
-		}
-		for _, c := range []*client{o, o, ad} { // the members hear each join
-			c.expect(19, "groupid", gid)
-		}
+		// The invitation lets them in; the members hear each join (awaited
+		// before the next one, whose member must not hear the first).
+		ad.call(9, `{"msgid":9,"groupid":%d}`, gid).check(t, "joined", true)
+		o.expect(19, "groupid", gid, "id", adm.id)
+		m.call(9, `{"msgid":9,"groupid":%d}`, gid).check(t, "joined", true)
+		o.expect(19, "groupid", gid, "id", mem.id)
+		ad.expect(19, "groupid", gid, "id", mem.id)
 		o.call(77, `{"msgid":77,"groupid":%d,"id":%d,"role":"admin"}`, gid, adm.id)
 		for _, c := range []*client{ad, m} {
 			c.expect(81, "event", "role", "id", adm.id, "role", "admin")
