@@ -143,7 +143,8 @@ type Config struct {
 	PublishTimeout time.Duration
 	// DrainWait is how long a connection the server closes (at shutdown,
 	// or after a fatal protocol error) may take to write what it has
-	// queued; default 2 s.
+	// queued, and the HTTP listener its requests in progress at shutdown;
+	// default 2 s.
 	DrainWait time.Duration
 	// PaceInterval is how often a classic connection's flush goroutine
 	// checks whether the kernel has sent the previous record, after

@@ -277,7 +277,7 @@ func (s *Server) Close() error {
 		}
 		cw.Wait()
 		if s.httpSrv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainWait)
 			s.httpSrv.Shutdown(ctx)
 			cancel()
 		}
