@@ -6,11 +6,16 @@
 // Concurrency contract:
 //   - each connection has one read loop (its own goroutine) that handles its
 //     requests in order (logins on a short-lived goroutine it waits for);
-//   - writes: whoever sends to a connection writes at once with one
-//     non-blocking write when its socket is free and nothing is queued;
-//     otherwise the bytes join the connection's queue (bounded in bytes: a
-//     slow consumer is disconnected), drained by one short-lived flush
-//     goroutine per connection at a time;
+//   - writes: whoever sends to a connection, its read loop included, writes
+//     at once with one non-blocking write when its socket is free and
+//     nothing is queued, and never blocks on the socket; otherwise the
+//     bytes join the connection's queue, drained by one short-lived flush
+//     goroutine per connection at a time. Bytes accepted and not yet
+//     written (those a flush is writing included, and deliveries held for
+//     the session) never pass Config.MaxQueue: a slow consumer is cut
+//     there. A classic session on a TCP socket gets one 1024-byte record
+//     per object, each written once the kernel has sent the previous one
+//     (conn.writeRecord; docs/protocol.md);
 //   - a committer goroutine (Config.Committers of them, each owning a share
 //     of the conversations) appends messages to the store in batches (group
 //     commit); a second goroutine per committer acknowledges and publishes
