@@ -632,10 +632,8 @@ func (s *Store) mustExist(key []byte, what string, id int64) error {
 // (the two rows are the same row).
 func (s *Store) AddFriend(ctx context.Context, a, b int64) error {
 	return s.write(ctx, "add friend", func(bt *pdb.Batch) (func(), error) {
-		for _, id := range []int64{a, b} {
-			if err := s.mustExist(key1(nil, pUser, id), "user", id); err != nil {
-				return nil, err
-			}
+		if err := s.mustUsers(a, b); err != nil {
+			return nil, err
 		}
 		k := key2(nil, pFriend, a, b)
 		dup, err := s.has(k)

@@ -32,6 +32,16 @@ func (s *Store) mustHave(key []byte, msg string, args ...any) error {
 	return nil
 }
 
+// mustUsers returns ENOTFOUND for the first of ids that is no user.
+func (s *Store) mustUsers(ids ...int64) error {
+	for _, id := range ids {
+		if err := s.mustExist(key1(nil, pUser, id), "user", id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // usersByID returns (id, name) of ids, in their order.
 func (s *Store) usersByID(ids []int64) ([]clusterchat.User, error) {
 	var out []clusterchat.User
@@ -62,10 +72,8 @@ func (s *Store) RequestFriend(ctx context.Context, from, to int64) (bool, error)
 	}
 	var friends bool
 	err := s.write(ctx, "request friend", func(b *pdb.Batch) (func(), error) {
-		for _, id := range []int64{from, to} {
-			if err := s.mustExist(key1(nil, pUser, id), "user", id); err != nil {
-				return nil, err
-			}
+		if err := s.mustUsers(from, to); err != nil {
+			return nil, err
 		}
 		checks := []struct {
 			key  []byte
@@ -207,10 +215,8 @@ func (s *Store) Block(ctx context.Context, uid, target int64) error {
 		return clusterchat.Errorf(clusterchat.EINVALID, "a user cannot block itself")
 	}
 	return s.write(ctx, "block", func(b *pdb.Batch) (func(), error) {
-		for _, id := range []int64{uid, target} {
-			if err := s.mustExist(key1(nil, pUser, id), "user", id); err != nil {
-				return nil, err
-			}
+		if err := s.mustUsers(uid, target); err != nil {
+			return nil, err
 		}
 		k := key2(nil, pBlock, uid, target)
 		dup, err := s.has(k)
