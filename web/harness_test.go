@@ -24,7 +24,7 @@ import (
 // waitTimeout bounds each wait for something to show in a page. Generous:
 // race-built servers, PostgreSQL, Redis, nginx and Chromium share two cores;
 // a passing test never waits for it.
-const waitTimeout = 20 * time.Second
+const waitTimeout = 30 * time.Second
 
 // chromiumPath finds Debian's chromium. Without it the browser tests skip,
 // saying how to install it (make test does: scripts/deps).
