@@ -217,24 +217,34 @@ func openFriends(c *server.Config) { c.Friends = server.FriendsOpen }
 func befriend(tb testing.TB, ts *testServer, a, b user) {
 	tb.Helper()
 	c, _ := a.native(tb, ts)
-	defer c.nc.Close()
+	defer c.logoutClose()
 	if rep := c.call(7, `{"msgid":7,"friendid":%d}`, b.id); rep.has("friend") && rep.m["friend"] == false {
 		d, _ := b.native(tb, ts)
-		defer d.nc.Close()
+		defer d.logoutClose()
 		d.call(7, `{"msgid":7,"friendid":%d}`, a.id)
 	}
+}
+
+// logoutClose ends a native helper session and waits for the server to
+// have ended it (presence released, friends told) before closing the
+// socket: a bare close ends it later, and a test's next login could race
+// with that ending (a presence event arriving where a chat was expected).
+func (c *client) logoutClose() {
+	c.tb.Helper()
+	c.w().CallSkipping(3, `{"msgid":3}`)
+	c.nc.Close()
 }
 
 // mkGroup creates a group as creator (native) and returns its id.
 func mkGroup(tb testing.TB, ts *testServer, creator user, name string, members ...user) int64 {
 	tb.Helper()
 	c, _ := creator.native(tb, ts)
-	defer c.nc.Close()
+	defer c.logoutClose()
 	gid := c.call(8, `{"msgid":8,"groupname":%q,"groupdesc":"about %s"}`, name, name).int("groupid")
 	for _, m := range members {
 		mc, _ := m.native(tb, ts)
 		mc.call(9, `{"msgid":9,"groupid":%d}`, gid)
-		mc.nc.Close()
+		mc.logoutClose()
 	}
 	return gid
 }
