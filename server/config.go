@@ -173,18 +173,10 @@ func (c *Config) setDefaults() {
 	if c.WriteWait <= 0 {
 		c.WriteWait = 10 * time.Second
 	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
-	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 5 * time.Second
-	}
-	if c.DrainWait <= 0 {
-		c.DrainWait = 2 * time.Second
-	}
-	if c.PaceInterval <= 0 {
-		c.PaceInterval = 200 * time.Microsecond
-	}
+	setPositive(&c.RequestTimeout, 10*time.Second)
+	setPositive(&c.PublishTimeout, 5*time.Second)
+	setPositive(&c.DrainWait, 2*time.Second)
+	setPositive(&c.PaceInterval, 200*time.Microsecond)
 	if c.BcryptCost == 0 {
 		c.BcryptCost = 10
 	}
@@ -257,6 +249,14 @@ func (c *Config) setDefaults() {
 // setDefault gives a zero limit its default; a negative one stays (off).
 func setDefault[T int | time.Duration](v *T, def T) {
 	if *v == 0 {
+		*v = def
+	}
+}
+
+// setPositive sets *v to def unless it is positive (a wait of zero or less
+// has no meaning).
+func setPositive[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
 		*v = def
 	}
 }

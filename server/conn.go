@@ -245,10 +245,15 @@ func (c *conn) written(it outItem) {
 // have read. Classic records are written into an empty send queue, so the
 // wait is that of one non-blocking write.
 func (c *conn) settle() {
-	await(time.Now().Add(c.srv.cfg.WriteWait), c.srv.cfg.PaceInterval, func() (bool, error) {
+	c.awaitState(c.srv.cfg.WriteWait, func() bool { return !c.writing || c.closed })
+}
+
+// awaitState waits at most d until cond, checked under c.mu, holds.
+func (c *conn) awaitState(d time.Duration, cond func() bool) {
+	await(time.Now().Add(d), c.srv.cfg.PaceInterval, func() (bool, error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return !c.writing || c.closed, nil
+		return cond(), nil
 	})
 }
 
@@ -454,11 +459,7 @@ func (c *conn) setWriting() {
 // drain waits until what is queued has been written (or Config.DrainWait
 // has passed, or the connection failed).
 func (c *conn) drain() {
-	await(time.Now().Add(c.srv.cfg.DrainWait), c.srv.cfg.PaceInterval, func() (bool, error) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.closed || (!c.flushing && len(c.pending) == 0), nil
-	})
+	c.awaitState(c.srv.cfg.DrainWait, func() bool { return c.closed || (!c.flushing && len(c.pending) == 0) })
 }
 
 // close ends the session (if any) and the connection. Only the read loop
