@@ -347,14 +347,22 @@ func newPostgres() (*Postgres, error) {
 		os.RemoveAll(root)
 		return nil, fmt.Errorf("copy initdb template: %v\n%s", err, out)
 	}
-	p.Port = freePort()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.startLocked(); err != nil {
-		os.RemoveAll(root)
-		return nil, err
+	// freePort's port is free when it returns, not when the postmaster
+	// binds it: a parallel test package may take it in between. Only the
+	// first start moves to another port; restarts keep theirs.
+	for attempt := 1; ; attempt++ {
+		p.Port = freePort()
+		err := p.startLocked()
+		if err == nil {
+			return p, nil
+		}
+		if !strings.Contains(err.Error(), "Address already in use") || attempt == 5 {
+			os.RemoveAll(root)
+			return nil, err
+		}
 	}
-	return p, nil
 }
 
 // The initdb template: a fresh cluster made once per process, copied for

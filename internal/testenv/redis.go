@@ -1,11 +1,14 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,9 +38,24 @@ func StartRedis(tb testing.TB) *Redis {
 		bin:  LookPath(tb, "redis-server", "redis-server", "/usr/bin/redis-server"),
 	}
 	tb.Cleanup(func() { r.stop(tb, syscall.SIGKILL) })
-	r.Start(tb)
-	return r
+	// FreePort's port is free when it returns, not when redis binds it:
+	// another process (a parallel test package) may take it in between.
+	// Only the first start may move to another port; a restart keeps it.
+	for attempt := 1; ; attempt++ {
+		err := r.start(tb)
+		if err == nil {
+			return r
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			tb.Fatalf("testenv: %v", err)
+		}
+		r.port = FreePort(tb)
+	}
 }
+
+// errPortTaken is what start returns when the server could not bind its
+// port because something else holds it.
+var errPortTaken = errors.New("port taken")
 
 // Addr is host:port of the server.
 func (r *Redis) Addr() string { return Addr(r.port) }
@@ -49,16 +67,27 @@ func (r *Redis) URL() string { return "redis://" + r.Addr() }
 // an empty data set, and waits until it accepts connections.
 func (r *Redis) Start(tb testing.TB) {
 	tb.Helper()
+	if err := r.start(tb); err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+}
+
+// start starts the server and waits until it says it is ready. A port that
+// accepts connections is not enough: it may be another process's.
+func (r *Redis) start(tb testing.TB) error {
+	tb.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd != nil {
-		tb.Fatalf("testenv: redis on %s already running", r.Addr())
+		return fmt.Errorf("redis on %s already running", r.Addr())
 	}
-	logf, err := os.OpenFile(filepath.Join(r.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logPath := filepath.Join(r.dir, "redis.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		tb.Fatalf("testenv: redis log: %v", err)
+		return fmt.Errorf("redis log: %v", err)
 	}
 	defer logf.Close() // the child holds its own descriptor
+	before, _ := logf.Seek(0, io.SeekEnd)
 	cmd := exec.Command(r.bin,
 		"--port", strconv.Itoa(r.port),
 		"--bind", "127.0.0.1",
@@ -70,12 +99,39 @@ func (r *Redis) Start(tb testing.TB) {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("testenv: start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	r.cmd, r.done = cmd, done
-	WaitTCP(tb, r.Addr(), 10*time.Second)
+	logSince := func() string {
+		b, _ := os.ReadFile(logPath)
+		if int64(len(b)) < before {
+			return ""
+		}
+		return string(b[before:])
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for delay := 2 * time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
+		select {
+		case <-done:
+			out := logSince()
+			if strings.Contains(out, "Address already in use") {
+				return fmt.Errorf("redis on %s: %w", r.Addr(), errPortTaken)
+			}
+			return fmt.Errorf("redis on %s exited at start:\n%s", r.Addr(), out)
+		default:
+		}
+		if strings.Contains(logSince(), "Ready to accept connections") {
+			r.cmd, r.done = cmd, done
+			return nil
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("redis on %s not ready in 60s:\n%s", r.Addr(), logSince())
+		}
+		time.Sleep(delay)
+	}
 }
 
 // Stop shuts the server down (SIGTERM) and waits for it to exit.
