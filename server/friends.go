@@ -58,6 +58,59 @@ func (st *socialState) forget(uid int64) {
 	st.mu.Unlock()
 }
 
+// reset forgets everything known of other users.
+func (st *socialState) reset() {
+	st.mu.Lock()
+	st.gen++
+	st.peers = nil
+	st.mu.Unlock()
+}
+
+// refreshPresence sends every native session on this server its friends'
+// presence as it is now. It runs after the broker reconnected: PRESENCE
+// events published meanwhile are lost (the broker is at most once), and
+// presence must come back to the truth, not stay at the last event heard.
+func (s *Server) refreshPresence() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := s.hub
+	h.mu.RLock()
+	uids := make([]int64, 0, len(h.users))
+	for uid, list := range h.users {
+		for _, sess := range list {
+			if sess.native {
+				uids = append(uids, uid)
+				break
+			}
+		}
+	}
+	h.mu.RUnlock()
+	for _, uid := range uids {
+		friends, err := s.friendsOf(ctx, uid)
+		if err != nil || len(friends) == 0 {
+			continue
+		}
+		ids := make([]int64, len(friends))
+		for i, f := range friends {
+			ids[i] = f.ID
+		}
+		online, err := s.Presence.Online(ctx, ids)
+		if err != nil {
+			s.log.Warn("presence refresh after a broker reconnect failed", "user", uid, "err", err)
+			continue
+		}
+		var b []byte
+		for _, id := range ids {
+			b = appendNL((&proto.PresenceEvent{ID: id, State: proto.StateOf(online[id])}).AppendNative(b))
+		}
+		for _, sess := range h.localSessions(uid) {
+			if sess.native {
+				sess.c.send(outItem{b: b})
+			}
+		}
+	}
+}
+
 // peer returns what sess may do towards uid, from the cache or the store.
 func (s *Server) peer(ctx context.Context, sess *session, uid int64) (peerBit, error) {
 	st := &sess.soc

@@ -201,7 +201,9 @@ func (s *Server) HandleReconnect() {
 			if sess.native {
 				sess.c.send(outItem{b: notice})
 			}
+			sess.soc.reset() // relation changes may have been missed too
 		}
 	}
 	h.mu.RUnlock()
+	s.background(s.refreshPresence)
 }
