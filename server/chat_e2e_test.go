@@ -469,3 +469,19 @@ func TestHTTP(t *testing.T) {
 	u.classic(t, ts)
 	testenv.WaitFor(t, 10*time.Second, "chat_sessions 1", func() bool { return ts.metric(t, "chat_sessions") == 1 })
 }
+
+// TestPprof: -pprof serves the profiles beside the web client's "GET /"
+// (a method-less pattern made the server panic at start).
+func TestPprof(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.Pprof = true })
+	for _, tc := range []struct{ path, want string }{
+		{"/debug/pprof/", "allocs"},
+		{"/debug/pprof/allocs?debug=1", "heap profile"},
+		{"/", "<html"},
+	} {
+		body, code := httpGet(t, ts.http, tc.path)
+		if code != http.StatusOK || !strings.Contains(strings.ToLower(body), strings.ToLower(tc.want)) {
+			t.Errorf("GET %s = %d %.200q, want 200 containing %q", tc.path, code, body, tc.want)
+		}
+	}
+}
