@@ -92,12 +92,7 @@ func TestBrowser(t *testing.T) {
 		conv = direct(alice.id, bob.id)
 		// Friendship by consent: alice asks, bob accepts from his People
 		// panel; then each sees the other online.
-		a.action("friend", strconv.FormatInt(bob.id, 10))
-		b.waitJS("a request on bob's People button", `document.getElementById('people-badge').textContent === '1'`)
-		b.click("#people-toggle")
-		b.click(fmt.Sprintf(`#requests [data-from="%d"] button`, alice.id)) // Accept
-		b.click("#people-toggle")
-		a.waitJS("bob a friend, online", fmt.Sprintf(`document.querySelector('#convs [data-conv=%q] .dot.on')`, conv))
+		befriend(a, b)
 		a.send("hi bob")
 		b.waitJS("alice in bob's list with 1 unread", fmt.Sprintf(`document.querySelector('#convs [data-conv=%q] .badge')?.textContent === '1'`, conv))
 		b.openConv(conv)
@@ -122,13 +117,7 @@ func TestBrowser(t *testing.T) {
 		a2.close()
 
 		// A group: alice creates it, bob joins by id, both chat.
-		a.action("create", "devs", "the dev team")
-		var hash string
-		a.waitJS("the group open", `location.hash.startsWith('#g:')`)
-		a.eval(`location.hash.slice(1)`, &hash)
-		gid := strings.TrimPrefix(hash, "g:")
-		b.action("join", gid)
-		b.waitJS("the group open for bob", fmt.Sprintf(`location.hash === '#g:%s'`, gid))
+		groupWith(a, b, "devs", "the dev team")
 		a.send("standup at 10")
 		b.waitTexts("standup at 10")
 		b.send("ok, see you there")
@@ -150,6 +139,9 @@ func TestBrowser(t *testing.T) {
 
 	// Friend requests, blocks, people search and group administration.
 	t.Run("Social", func(t *testing.T) { testSocial(t, browser, node) })
+
+	// Display name, password, log out everywhere; a group's settings.
+	t.Run("Account", func(t *testing.T) { testAccount(t, browser, node) })
 
 	// A name made of markup shows as text, and so do messages.
 	t.Run("MarkupIsText", func(t *testing.T) {

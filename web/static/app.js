@@ -117,8 +117,35 @@ const admin = {
     if (!i) return;
     social('group', () => client.updateGroup(gid, i.groupname, i.groupdesc, priv, i.history), () => refreshInfo(gid));
   },
+  /** GROUP_UPDATE from the edit form; throws, so the form says what failed. */
+  async update(gid, name, desc, history) {
+    const i = store.info.get(gid);
+    await client.updateGroup(gid, name, desc, i ? i.private : false, history);
+    await refreshInfo(gid);
+  },
   leave: people.leave,
   deleteGroup: (gid) => social('group', () => client.groupOp(MSG.GROUP_DELETE, gid), () => store.dropGroup(gid)),
+};
+
+// ---- the account panel: each throws, so the panel shows the error under its form
+
+const account = {
+  async rename(name) {
+    await client.setName(name);
+    // The server stores the name trimmed and NFC-normalised; so does the page.
+    store.rename(store.me.id, name.trim().normalize('NFC'));
+  },
+  async password(old, next) {
+    await client.setPassword(old, next);
+    // The old token was revoked with every other: keep the new one, or a
+    // reload would find itself logged out.
+    remember(TOKEN, client.token);
+  },
+  async logoutAll() {
+    await client.logoutAll();
+    store.clearOutbox();
+    signedOut('You have logged out on every device.');
+  },
 };
 
 // ---- actions from the side panel: each is a small form. More (friend
@@ -378,6 +405,7 @@ const view = new View({
   selectConv: openConv,
   people,
   admin,
+  account,
   back() { store.select(null); history.replaceState(null, '', location.pathname); },
   send: sendText,
   retry,

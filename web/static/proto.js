@@ -14,6 +14,7 @@ export const MSG = Object.freeze({
   LOGIN: 1, LOGIN_ACK: 2, LOGOUT: 3, REG: 4, REG_ACK: 5, ONE_CHAT: 6, ADD_FRIEND: 7,
   CREATE_GROUP: 8, ADD_GROUP: 9, GROUP_CHAT: 10, REPLY: 11, PRESENCE: 12, FRIEND_ADDED: 13,
   SYNC: 14, HISTORY: 15, READ: 16, RECONNECT: 17, PING: 18, GROUP_JOINED: 19,
+  LOGOUT_ALL: 40, // docs/protocol.md "Register and login"
   // social (docs/protocol.md "Friends, blocks, people" and "Groups")
   FRIEND_REQUEST: 60, FRIEND_ACCEPT: 61, FRIEND_DECLINE: 62, FRIEND_CANCEL: 63, FRIEND_REMOVE: 64,
   BLOCK: 65, UNBLOCK: 66, SOCIAL_STATE: 67, SEARCH_USERS: 68, SET_NAME: 69, SET_PASSWORD: 70,
@@ -376,6 +377,21 @@ export class ChatClient {
     this.cursors.clear();
   }
 
+  /**
+   * Logs out everywhere (LOGOUT_ALL): every token of the user is revoked and
+   * their other sessions are closed by the server. Unlike logout() a
+   * failure is thrown, since the user must know their other devices may
+   * still be logged in; this session stays as it was then.
+   */
+  async logoutAll() {
+    await this.call({ msgid: MSG.LOGOUT_ALL });
+    const conn = this.conn;
+    this.stop();
+    conn.close();
+    this.token = null;
+    this.cursors.clear();
+  }
+
   stop() {
     this.stopped = true;
     this.live = false;
@@ -434,6 +450,19 @@ export class ChatClient {
     if (role) req.role = role;
     return this.call(req);
   }
+  setName(name) { return this.call({ msgid: MSG.SET_NAME, name }); }
+
+  /**
+   * Changes the password. The server revokes every token of the account,
+   * this session's too, and answers with a new one for this session's
+   * reconnects: it replaces the old one here before the promise resolves.
+   */
+  async setPassword(old, next) {
+    const r = await this.call({ msgid: MSG.SET_PASSWORD, password: old, newpassword: next });
+    if (r.token) this.token = r.token;
+    return r;
+  }
+
   updateGroup(gid, name, desc, priv, history) {
     return this.call({ msgid: MSG.GROUP_UPDATE, groupid: gid, groupname: name, groupdesc: desc, private: priv, history });
   }

@@ -46,10 +46,13 @@ function dayLabel(ts) {
 /** Words a person understands for a failed request, by where it happened. */
 export function errorText(e, where) {
   switch (e.errno) {
-    case ERR.AUTH: return where === 'login' ? 'Wrong user id or password.' : 'Your session has ended; please log in again.';
+    case ERR.AUTH:
+      if (where === 'login') return 'Wrong user id or password.';
+      if (where === 'password') return 'Your current password is wrong.';
+      return 'Your session has ended; please log in again.';
     case ERR.SESSIONS: return 'This account is already signed in elsewhere.';
     case ERR.EXISTS:
-      if (where === 'register') return 'That name is taken; pick another.';
+      if (where === 'register' || where === 'name') return 'That name is taken; pick another.';
       if (where === 'friend') return 'You are already friends.';
       if (where === 'group') return 'That group name is taken; pick another.';
       return `Already exists: ${e.message}`;
@@ -74,15 +77,21 @@ export function errorText(e, where) {
 export class View {
   /**
    * on: {selectConv(conv), back(), send(text), retry(conv, cmid),
-   *      loadOlder(conv), logout(), action(name), toggleMembers()}
+   *      loadOlder(conv), logout(), action(name), toggleMembers(),
+   *      people: {...}, admin: {...}, account: {rename, password, logoutAll}}
+   *      (see app.js; the account's and admin.update's promises reject
+   *      with a ChatError, shown in words under the form)
    */
   constructor(on) {
     this.on = on;
     this.shown = { conv: null, first: 0, last: 0, pending: '' };
     this.membersOpen = false;
     this.peopleOpen = false;
+    this.accountOpen = false;
     this.buildPeople();
     this.buildMembers();
+    this.buildAccount();
+    $('me-toggle').addEventListener('click', () => this.toggleAccount());
     $('peer-block').addEventListener('click', () => {
       const d = this.peer;
       if (d) (d.blocked ? this.on.people.unblock : this.on.people.block)(d.id);
@@ -159,6 +168,7 @@ export class View {
     $('me-id').textContent = s.me ? `id ${s.me.id}` : '';
     this.renderConvs(s);
     this.renderPeople(s);
+    this.renderAccount(s);
     this.renderPane(s);
     const unread = [...s.convs.values()].reduce((n, c) => n + c.unread, 0);
     document.title = unread ? `(${unread}) clusterchat` : 'clusterchat';
@@ -311,6 +321,7 @@ export class View {
     badge.hidden = incoming.length + invites.length === 0;
     $('people').hidden = !this.peopleOpen;
     if (!this.peopleOpen) return;
+    if (this.unchanged('people', [me, s.requests, s.invites, s.found, s.blocked, (s.found || []).map((u) => s.friends.has(u.id))])) return;
     const btn = (text, onclick, cls = 'small') => el('button', { type: 'button', class: cls, onclick }, text);
     const L = this.peopleLists;
     L.requests.replaceChildren(...[...s.requests.map((r) => (r.to === me
@@ -335,6 +346,65 @@ export class View {
     s.blocked.length ? null : el('li', { class: 'muted' }, 'Nobody.')].filter(Boolean));
   }
 
+  toggleAccount() {
+    this.accountOpen = !this.accountOpen;
+    $('me-toggle').setAttribute('aria-expanded', String(this.accountOpen));
+    if (this.accountOpen) {
+      for (const p of this.accountParts.notes) p.textContent = '';
+      this.accountParts.name.value = $('me-name').textContent;
+    }
+    this.on.redraw();
+    if (this.accountOpen) this.accountParts.name.focus();
+  }
+
+  /**
+   * The account panel (opened from the user's name): display name,
+   * password, log out everywhere. Built once, so typing survives redraws;
+   * each form says how it went under itself.
+   */
+  buildAccount() {
+    const note = () => el('p', { class: 'note', role: 'status' });
+    const name = el('input', { id: 'account-name', 'aria-label': 'Display name', maxlength: 50, autocomplete: 'nickname', required: true });
+    const oldPw = el('input', { id: 'account-old-pw', type: 'password', placeholder: 'Current password', 'aria-label': 'Current password', autocomplete: 'current-password', maxlength: 72, required: true });
+    const newPw = el('input', { id: 'account-new-pw', type: 'password', placeholder: 'New password', 'aria-label': 'New password', autocomplete: 'new-password', maxlength: 72, required: true });
+    const notes = [note(), note(), note()];
+    // run shows fn's outcome under its form: ok text, or the error in words.
+    const run = async (i, where, fn, ok) => {
+      notes[i].textContent = '';
+      notes[i].className = 'note';
+      try {
+        await fn();
+        notes[i].textContent = ok;
+      } catch (e) {
+        notes[i].textContent = errorText(e, where);
+        notes[i].className = 'note error';
+      }
+    };
+    const submit = (fn) => (ev) => { ev.preventDefault(); fn(); };
+    this.accountParts = { name, notes };
+    $('account').replaceChildren(
+      el('h3', {}, 'Display name'),
+      el('form', { id: 'account-name-form', onsubmit: submit(() => run(0, 'name', () => this.on.account.rename(name.value.trim()), 'Saved: your friends see the new name.')) },
+        name, el('button', { type: 'submit', class: 'small' }, 'Save')),
+      notes[0],
+      el('h3', {}, 'Password'),
+      el('form', { id: 'account-pw-form', class: 'stack', onsubmit: submit(() => run(1, 'password', async () => {
+        await this.on.account.password(oldPw.value, newPw.value);
+        oldPw.value = '';
+        newPw.value = '';
+      }, 'Changed: your other devices and tabs were logged out.')) },
+      oldPw, newPw, el('button', { type: 'submit', class: 'small' }, 'Change password')),
+      notes[1],
+      el('h3', {}, 'Sessions'),
+      el('p', { class: 'muted' }, 'Lost a device? This logs you out on every device and tab, this one too.'),
+      el('button', { id: 'logout-all', type: 'button', class: 'small danger', onclick: () => run(2, 'logout', () => this.on.account.logoutAll(), '') }, 'Log out everywhere'),
+      notes[2]);
+  }
+
+  renderAccount(s) {
+    $('account').hidden = !this.accountOpen || !s.me;
+  }
+
   /** The members panel's invite form: built once, kept across redraws. */
   buildMembers() {
     const input = el('input', { id: 'invite-id', placeholder: 'User id', 'aria-label': 'User id to invite', inputmode: 'numeric', pattern: '[0-9]+', maxlength: 18 });
@@ -343,7 +413,51 @@ export class View {
       const id = Number(input.value.trim());
       if (this.group && Number.isInteger(id) && id > 0) { this.on.admin.invite(this.group, id); input.value = ''; }
     } }, input, el('button', { type: 'submit', class: 'small' }, 'Invite'));
-    this.memberParts = { settings: el('div', { class: 'settings muted' }), list: el('ul', { id: 'member-list' }), pending: el('ul', { class: 'pending', id: 'pending-list' }), buttons: el('div', { class: 'row' }) };
+    this.memberParts = { title: el('h3', {}, 'Members'), pendingTitle: el('h3', {}, 'Pending'), desc: el('p', { class: 'desc', id: 'group-desc' }), settings: el('div', { class: 'settings muted' }), list: el('ul', { id: 'member-list' }), pending: el('ul', { class: 'pending', id: 'pending-list' }), buttons: el('div', { class: 'row' }) };
+    this.buildGroupEdit();
+  }
+
+  /** Admins' form for the group's name, description and history setting (GROUP_UPDATE). */
+  buildGroupEdit() {
+    const name = el('input', { id: 'group-edit-name', maxlength: 50, required: true });
+    const desc = el('input', { id: 'group-edit-desc', maxlength: 200 });
+    const history = el('select', { id: 'group-edit-history' },
+      el('option', { value: 'joined' }, 'Messages from their join on'),
+      el('option', { value: 'all' }, 'The whole history'));
+    const field = (label, input) => el('label', { class: 'field' }, label, input);
+    const note = el('p', { class: 'note', role: 'status' });
+    const form = el('form', { id: 'group-edit', class: 'stack', hidden: true, onsubmit: async (ev) => {
+      ev.preventDefault();
+      note.textContent = '';
+      note.className = 'note';
+      try {
+        await this.on.admin.update(this.group, name.value.trim(), desc.value.trim(), history.value);
+        note.textContent = 'Saved.';
+      } catch (e) {
+        note.textContent = errorText(e, 'group');
+        note.className = 'note error';
+      }
+    } }, el('div', { class: 'action-title' }, 'Group settings'),
+    field('Name', name), field('Description', desc), field('New members see', history),
+    el('div', { class: 'row' }, el('button', { type: 'submit', class: 'small' }, 'Save'),
+      el('button', { type: 'button', class: 'small plain', onclick: () => { form.hidden = true; } }, 'Close')), note);
+    this.groupEdit = { form, name, desc, history, note, key: '' };
+  }
+
+  /**
+   * Puts the group's settings into the edit form when they differ from what
+   * it was last filled with (another group, or an admin changed them), so
+   * a redraw while typing does not undo the typing.
+   */
+  fillGroupEdit(info) {
+    const E = this.groupEdit;
+    const key = JSON.stringify([info.groupid, info.groupname, info.groupdesc, info.history]);
+    if (E.key === key) return;
+    if (E.key && JSON.parse(E.key)[0] !== info.groupid) { E.form.hidden = true; E.note.textContent = ''; }
+    E.key = key;
+    E.name.value = info.groupname;
+    E.desc.value = info.groupdesc || '';
+    E.history.value = info.history === 'all' ? 'all' : 'joined';
   }
 
   /** Members with roles; for admins the admin actions (docs/protocol.md "Groups"). */
@@ -352,8 +466,40 @@ export class View {
     const me = s.me ? s.me.id : 0;
     const mine = info ? info.role : (g.users.find((u) => u.id === me)?.role || 'normal');
     const isAdmin = mine === 'admin' || mine === 'creator';
+    const P = this.memberParts;
+    const E = this.groupEdit;
+    if (isAdmin && info) this.fillGroupEdit(info);
+    else E.form.hidden = true;
+    if (!this.unchanged('members', [g.id, g.users, info, me])) this.drawMembers(g, info, me, mine, isAdmin);
+    const pending = info && isAdmin ? info.pending || [] : [];
+    const canInvite = isAdmin || (info && !info.private);
+    // The same nodes most of the time: moving them would blur a field
+    // being typed in, so the panel changes only when its parts do.
+    const parts = [P.title, P.desc.textContent ? P.desc : null, P.settings, P.list, pending.length ? P.pendingTitle : null, P.pending,
+      canInvite ? this.inviteForm : null, P.buttons, isAdmin && info ? E.form : null].filter(Boolean);
+    const box = $('members');
+    if (box.children.length !== parts.length || parts.some((n, i) => box.children[i] !== n)) box.replaceChildren(...parts);
+  }
+
+  /**
+   * True when what slot shows was drawn from the same data. Lists are
+   * redrawn only when their data changes: a button replaced between a
+   * click's press and release loses the click.
+   */
+  unchanged(slot, data) {
+    if (!this.drawn) this.drawn = new Map();
+    const key = JSON.stringify(data);
+    if (this.drawn.get(slot) === key) return true;
+    this.drawn.set(slot, key);
+    return false;
+  }
+
+  /** The members panel's lists and buttons for group g. */
+  drawMembers(g, info, me, mine, isAdmin) {
     const btn = (text, onclick, cls = 'small plain') => el('button', { type: 'button', class: cls, onclick }, text);
     const P = this.memberParts;
+    const E = this.groupEdit;
+    P.desc.textContent = info ? info.groupdesc || '' : g.desc || '';
     P.settings.textContent = info ? `${info.private ? 'Private' : 'Public'} group · new members see ${info.history === 'all' ? 'the whole history' : 'messages from their join on'} · you are ${mine}` : '';
     P.list.replaceChildren(...g.users.map((u) => el('li', { 'data-user': u.id },
       el('span', { class: `dot ${u.state === 'online' ? 'on' : 'off'}`, title: u.state }),
@@ -367,16 +513,18 @@ export class View {
       p.kind === 'request' ? btn('Approve', () => this.on.admin.approve(g.id, p.id), 'small') : null,
       btn(p.kind === 'request' ? 'Refuse' : 'Withdraw', () => this.on.admin.remove(g.id, p.id)))));
     P.buttons.replaceChildren(...[
+      isAdmin && info ? el('button', { type: 'button', id: 'group-edit-toggle', class: 'small plain', onclick: () => {
+        E.form.hidden = !E.form.hidden;
+        E.note.textContent = '';
+        if (!E.form.hidden) E.name.focus();
+      } }, 'Edit group') : null,
       isAdmin && info ? btn(info.private ? 'Make public' : 'Make private', () => this.on.admin.setPrivate(g.id, !info.private)) : null,
       mine === 'creator' ? btn('Delete group', () => this.on.admin.deleteGroup(g.id)) : btn('Leave group', () => this.on.admin.leave(g.id))].filter(Boolean));
-    const canInvite = isAdmin || (info && !info.private);
-    $('members').replaceChildren(...[el('h3', {}, 'Members'), P.settings, P.list,
-      pending.length ? el('h3', {}, 'Pending') : null, P.pending,
-      canInvite ? this.inviteForm : null, P.buttons].filter(Boolean));
   }
 
   /** Shows the forms for logging in; error under them. */
   showAuth(error = '', note = '') {
+    if (this.accountOpen) this.toggleAccount(); // closed for whoever logs in next
     $('auth').hidden = false;
     $('chat').hidden = true;
     $('auth-error').textContent = error;
