@@ -33,7 +33,7 @@ const client = new ChatClient({
   },
   login(reply, resumed) {
     store.applyLogin(reply, resumed);
-    if (client.token) remember(TOKEN, client.token);
+    if (client.token) saveToken(client.token);
     remember(LAST_ID, String(reply.id));
     if (!resumed) store.loadOutbox();
     refreshSocial();
@@ -139,10 +139,11 @@ const account = {
     await client.setPassword(old, next);
     // The old token was revoked with every other: keep the new one, or a
     // reload would find itself logged out.
-    remember(TOKEN, client.token);
+    saveToken(client.token);
   },
   async logoutAll() {
     await client.logoutAll();
+    remember(TOKEN, null); // dead, whichever tab saved it
     store.clearOutbox();
     signedOut('You have logged out on every device.');
   },
@@ -323,8 +324,20 @@ function markRead() {
 
 // ---- logging in and out
 
+// The token this page saved or resumed with. The tabs of a browser share
+// the saved one: a tab whose session ends forgets it only if it is its own,
+// so that a tab logged out by another's password change cannot delete the
+// new token that tab just saved.
+let pageToken = null;
+
+function saveToken(token) {
+  pageToken = token;
+  remember(TOKEN, token);
+}
+
 function signedOut(reason) {
-  remember(TOKEN, null);
+  if (recall(TOKEN) === pageToken) remember(TOKEN, null);
+  pageToken = null;
   store.reset();
   store.changed();
   history.replaceState(null, '', location.pathname);
@@ -343,6 +356,7 @@ async function enter(cred, where) {
 
 async function resumeSaved() {
   const token = recall(TOKEN);
+  pageToken = token;
   if (!token) { signedOut(''); return; }
   store.setBanner('');
   for (let attempt = 0; ; attempt++) {

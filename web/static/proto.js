@@ -316,7 +316,7 @@ export class ChatClient {
           // dead, so do not try to resume with it.
           this.stop();
           conn.close();
-          this.emit('loggedOut', 'You were logged out on every device; please log in again.');
+          this.emit('loggedOut', 'You were logged out on every device (log out everywhere, or a new password); please log in again.');
         } else {
           conn.close(); // the server is going away: reconnect (elsewhere)
         }
