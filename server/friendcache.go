@@ -8,8 +8,9 @@ import (
 )
 
 // friendCache remembers the friend lists of users with a session on this
-// server, read at every login and at the first and last session's presence
-// announcements (a storm of reconnects read them several times per login).
+// server, read at every login (a storm of reconnects read them several
+// times per login). Presence announcements read the store instead
+// (announcePresence says why).
 //
 // An entry is kept only while this server is subscribed to the user's
 // channel (the user has a session here): every change to a user's friends

@@ -157,6 +157,16 @@ func (s *Server) peer(ctx context.Context, sess *session, uid int64) (peerBit, e
 // mayMessage fails unless sess may send a direct message to uid.
 func (s *Server) mayMessage(ctx context.Context, sess *session, uid int64) error {
 	p, err := s.peer(ctx, sess, uid)
+	if err == nil && s.refuses(p) {
+		// A cached refusal may be stale: an unblock or a new friendship
+		// made on another server reaches this session's cache through the
+		// broker, after its author has the reply (an unblock tells this
+		// user nothing, so the client cannot wait for it). Refusals are
+		// rare: the store decides them, so a message sent after the
+		// change is acknowledged is never refused for it.
+		sess.soc.forget(uid)
+		p, err = s.peer(ctx, sess, uid)
+	}
 	if err != nil {
 		return err
 	}
@@ -167,6 +177,11 @@ func (s *Server) mayMessage(ctx context.Context, sess *session, uid int64) error
 		return refused()
 	}
 	return nil
+}
+
+// refuses reports whether p forbids a direct message.
+func (s *Server) refuses(p peerBit) bool {
+	return p&(peerBlocked|peerBlocksMe) != 0 || s.cfg.DM == DMFriends && p&peerFriend == 0
 }
 
 // applyRename takes a rename of the session's user that arrived from

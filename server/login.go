@@ -145,6 +145,13 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 	// must find its session in /metrics.
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.metrics.sessions.Inc()
+	if first {
+		// Before the reply: the friends told are those of the moment of
+		// the login, as the reply lists them, not of whatever the client
+		// does once it has the reply (a friendship accepted right after
+		// it brings FRIEND_ADDED with the state instead).
+		s.announcePresence(ctx, u.ID, proto.Online)
+	}
 	c.sendDirect(reply)
 	sess.replied = true
 	// Offline messages that did not fit a classic reply, oldest first, each
@@ -154,9 +161,6 @@ func (s *Server) login(ctx context.Context, c *conn, q *proto.Request) error {
 	}
 	sess.drain()
 	s.log.Info("login", "user", u.ID, "session", sess.sid, "native", native, "remote", c.clientAddr())
-	if first {
-		s.announcePresence(ctx, u.ID, proto.Online)
-	}
 	return nil
 }
 
@@ -269,9 +273,6 @@ func (s *Server) loginReply(ctx context.Context, sess *session, rid int64, token
 func (s *Server) endSession(sess *session) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	// Taken before hubRemove drops it: the offline announcement below needs
-	// no store read while the list is known.
-	friends, known := s.cachedFriends(sess.uid)
 	s.hubRemove(ctx, sess)
 	sess.mu.Lock()
 	sess.held, sess.heldBytes = nil, 0
@@ -293,18 +294,21 @@ func (s *Server) endSession(sess *session) {
 		s.log.Info("session ended", "user", sess.uid, "session", sess.sid)
 	}
 	if last && err == nil {
-		if known {
-			s.announceTo(sess.uid, proto.Offline, friends)
-		} else {
-			s.announcePresence(ctx, sess.uid, proto.Offline)
-		}
+		s.announcePresence(ctx, sess.uid, proto.Offline)
 	}
 }
 
 // announcePresence tells uid's friends (native sessions) that uid came
-// online or went offline.
+// online or went offline. It runs after the presence change and reads the
+// friends from the store, not the friend cache: a friendship made on
+// another server reaches the cache only when its broker event does, and a
+// friend missing from a stale list would keep the state that friend was
+// given with FRIEND_ADDED (read before this change) for good. Read after
+// the change, a friendship committed before the read is told here, and one
+// committed after it got the new state with FRIEND_ADDED. An unfriending
+// likewise never leaks presence to the former friend.
 func (s *Server) announcePresence(ctx context.Context, uid int64, state proto.State) {
-	friends, err := s.friendsOf(ctx, uid)
+	friends, err := s.Store.Friends(ctx, uid)
 	if err != nil {
 		s.log.Warn("presence: listing friends", "user", uid, "err", err)
 		return
