@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,8 +78,8 @@ func BuildServer(tb testing.TB) string {
 	return buildServer.path
 }
 
-// StartServer starts the chatserver binary bin with -addr 127.0.0.1:0
-// -http 127.0.0.1:0 followed by args (a later -addr or -http in args wins,
+// StartServer starts the chatserver binary bin with -addr and -http on free
+// loopback ports (fixedPort) followed by args (a later -addr or -http in args wins,
 // as with any Go flag), waits for its "msg=listening" log line, and learns
 // the addresses from it. The process is stopped when the test ends.
 func StartServer(tb testing.TB, bin string, args ...string) *Server {
@@ -84,8 +87,19 @@ func StartServer(tb testing.TB, bin string, args ...string) *Server {
 	s := &Server{bin: bin, args: args}
 	// Rate limits off: tests and benchmarks register many users and send
 	// bursts from one loopback address; a test of the limits passes
-	// -rate-limits=true (a later flag wins).
-	s.start(tb, append([]string{"-addr", "127.0.0.1:0", "-http", "127.0.0.1:0", "-rate-limits=false"}, args...))
+	// -rate-limits=true (a later flag wins). The ports are picked outside
+	// the kernel's ephemeral range (fixedPort) so that Restart can bind
+	// them again; one another process happened to hold is picked again.
+	for attempt := 1; ; attempt++ {
+		argv := []string{"-addr", Addr(fixedPort(tb)), "-http", Addr(fixedPort(tb)), "-rate-limits=false"}
+		err := s.start(append(argv, args...))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == 5 {
+			tb.Fatalf("testenv: %v", err)
+		}
+	}
 	tb.Cleanup(func() {
 		s.stop(10 * time.Second)
 		// The binary is race-built; a race it reports must fail the test
@@ -108,8 +122,12 @@ var (
 	httpRE      = regexp.MustCompile(`(?:^|\s)http="?([^\s"]+)`)
 )
 
-func (s *Server) start(tb testing.TB, argv []string) {
-	tb.Helper()
+// errAddrInUse is a start that failed because a listen address was taken.
+var errAddrInUse = errors.New("address already in use")
+
+// start runs the binary with argv and waits for its listening line. It
+// wraps errAddrInUse when the process exited because it could not bind.
+func (s *Server) start(argv []string) error {
 	cmd := exec.Command(s.bin, argv...)
 	cmd.Stdout, cmd.Stderr = (*serverOutput)(s), (*serverOutput)(s)
 	// If the test binary dies without running cleanups, take the server with it.
@@ -123,10 +141,11 @@ func (s *Server) start(tb testing.TB, argv []string) {
 	s.addr, s.httpAddr, s.partial = "", "", nil
 	done, ready := s.done, s.ready
 	fmt.Fprintf(&s.log, "=== testenv: start %s %q\n", s.bin, argv)
+	runStart := s.log.Len()
 	s.mu.Unlock()
 
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("testenv: start chatserver: %v", err)
+		return fmt.Errorf("start chatserver: %w", err)
 	}
 	go func() {
 		err := cmd.Wait()
@@ -143,12 +162,57 @@ func (s *Server) start(tb testing.TB, argv []string) {
 
 	select {
 	case <-ready:
+		return nil
 	case <-done:
-		tb.Fatalf("testenv: chatserver exited before listening:\n%s", s.Log())
+		log := s.Log()
+		if strings.Contains(log[runStart:], "address already in use") {
+			return fmt.Errorf("chatserver exited before listening: %w:\n%s", errAddrInUse, log)
+		}
+		return fmt.Errorf("chatserver exited before listening:\n%s", log)
 	case <-time.After(serverStartTimeout):
 		s.stop(5 * time.Second)
-		tb.Fatalf("testenv: chatserver did not log msg=listening within %v:\n%s", serverStartTimeout, s.Log())
+		return fmt.Errorf("chatserver did not log msg=listening within %v:\n%s", serverStartTimeout, s.Log())
 	}
+}
+
+// fixedPort returns a loopback port that was free a moment ago, chosen
+// below the kernel's ephemeral range: the kernel never hands such a port
+// to another socket (a listener on port 0, an outgoing connection's
+// source port), so a server stopped by Restart finds its ports free again
+// although a busy box opens thousands of connections meanwhile. Only an
+// explicit bind by another process can take one; start then picks again.
+func fixedPort(tb testing.TB) int {
+	tb.Helper()
+	lo := ephemeralLow()
+	const base = 10000 // above the well-known and registered services tests might run
+	for range 100 {
+		p := base + rand.IntN(lo-base)
+		l, err := net.Listen("tcp", Addr(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
+	}
+	return FreePort(tb)
+}
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range (Linux
+// ip_local_port_range), 32768 when it cannot be read or leaves no room.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo < 20000 {
+		return 32768
+	}
+	return lo
 }
 
 // serverOutput is the process's stdout and stderr: it keeps the output and
@@ -241,7 +305,21 @@ func (s *Server) Restart(tb testing.TB) {
 	addr, httpAddr := s.addr, s.httpAddr
 	s.mu.Unlock()
 	argv := append([]string{"-addr", "127.0.0.1:0", "-http", "127.0.0.1:0"}, s.args...)
-	s.start(tb, append(argv, "-addr", addr, "-http", httpAddr))
+	argv = append(argv, "-addr", addr, "-http", httpAddr)
+	// The ports are outside the ephemeral range (fixedPort), but a socket
+	// may still hold one for a moment (another test's explicit bind that
+	// will fail and move on): try again for a bounded time.
+	deadline := time.Now().Add(serverStartTimeout)
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		err := s.start(argv)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errAddrInUse) || time.Now().After(deadline) {
+			tb.Fatalf("testenv: %v", err)
+		}
+		time.Sleep(delay)
+	}
 }
 
 // Running reports whether the process is still alive.
