@@ -72,6 +72,8 @@ type Presence struct {
 	stop chan struct{} // closed to stop the heartbeat
 	done chan struct{} // closed when the heartbeat has stopped
 
+	recoverMu sync.Mutex // taken before mu: orders Release with reportRecovered
+
 	mu       sync.Mutex
 	sessions map[int64]map[string]struct{} // this node's sessions
 	closed   bool
@@ -345,9 +347,11 @@ func (p *Presence) Acquire(ctx context.Context, uid int64, sid string, max int) 
 // Release removes sid of uid. If Redis is unreachable the session is still
 // forgotten here, and lapses after TTL since nobody renews it.
 func (p *Presence) Release(ctx context.Context, uid int64, sid string) (bool, error) {
+	p.recoverMu.Lock() // not while a recovery of this user is being reported (reportRecovered)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
+		p.recoverMu.Unlock()
 		return false, errPresenceClosed()
 	}
 	if s := p.sessions[uid]; s != nil {
@@ -361,6 +365,7 @@ func (p *Presence) Release(ctx context.Context, uid int64, sid string) (bool, er
 		p.released = append(p.released, sessionKey{uid, sid})
 	}
 	p.mu.Unlock()
+	p.recoverMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
 	defer cancel()
 	n, err := retry(func() (int64, error) {
@@ -515,14 +520,6 @@ func (p *Presence) beat() {
 		}
 	}
 	p.released, p.beating = nil, false
-	// Only users still here count: one released during the beat went
-	// offline for real (and was announced so).
-	back := recovered[:0]
-	for _, uid := range recovered {
-		if len(p.sessions[uid]) > 0 {
-			back = append(back, uid)
-		}
-	}
 	wasHealthy := p.healthy
 	p.healthy = err == nil
 	p.mu.Unlock()
@@ -540,11 +537,34 @@ func (p *Presence) beat() {
 		}
 		p.c.DoMulti(ctx, cmds...)
 	}
-	if err == nil && len(back) > 0 {
-		p.log.Info("redis presence: sessions put back after they lapsed", "users", len(back))
-		if onRecovered != nil {
-			onRecovered(back)
+	if err == nil && len(recovered) > 0 {
+		p.reportRecovered(recovered, onRecovered)
+	}
+}
+
+// reportRecovered tells f which of the users a heartbeat put back are still
+// here. Only those count: one released meanwhile went offline for real (and
+// its caller announces so). recoverMu orders this with Release: a release
+// either comes before the choice (the user is left out) or waits until f
+// has returned, so its caller's offline announcement follows f's online
+// one and the last word is the truth.
+func (p *Presence) reportRecovered(recovered []int64, f func([]int64)) {
+	p.recoverMu.Lock()
+	defer p.recoverMu.Unlock()
+	p.mu.Lock()
+	back := recovered[:0]
+	for _, uid := range recovered {
+		if len(p.sessions[uid]) > 0 {
+			back = append(back, uid)
 		}
+	}
+	p.mu.Unlock()
+	if len(back) == 0 {
+		return
+	}
+	p.log.Info("redis presence: sessions put back after they lapsed", "users", len(back))
+	if f != nil {
+		f(back)
 	}
 }
 
