@@ -229,7 +229,18 @@ func (tb *tab) action(name string, values ...string) {
 // submitAction opens a side panel form, fills it in and submits it.
 func (tb *tab) submitAction(name string, values ...string) {
 	tb.p.t.Helper()
-	tb.click(fmt.Sprintf(`[data-action=%q]`, name))
+	// A panel closing just before (the account panel, say) moves the
+	// buttons while the click is on its way, and the click lands on
+	// nothing: as a person would, click again until the form is open.
+	for range 3 {
+		tb.click(fmt.Sprintf(`[data-action=%q]`, name))
+		tb.frames()
+		var open bool
+		tb.eval(`!document.getElementById('action-form').hidden`, &open)
+		if open {
+			break
+		}
+	}
 	for i, v := range values {
 		tb.typeText(fmt.Sprintf("#action-form input:nth-of-type(%d)", i+1), v)
 	}
