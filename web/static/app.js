@@ -46,7 +46,12 @@ const client = new ChatClient({
     else refreshGroups();
   },
   read(conv, seq) { store.setRead(conv, seq); },
-  loggedOut(reason) { signedOut(reason); },
+  // The server ended this session (its token was revoked, or is unknown):
+  // the saved token is left alone. Another tab may have just saved the new
+  // token of a password change, and Chromium's localStorage is not read
+  // consistently across tabs, so removing "ours" could remove theirs. A
+  // dead token left behind costs one "session ended" at the next load.
+  loggedOut(reason) { signedOut(reason, false); },
   friendEvent(ev) {
     if (ev.event === 'removed' || ev.event === 'blocked') store.removeFriend(ev.id);
     refreshSocial();
@@ -335,8 +340,8 @@ function saveToken(token) {
   remember(TOKEN, token);
 }
 
-function signedOut(reason) {
-  if (recall(TOKEN) === pageToken) remember(TOKEN, null);
+function signedOut(reason, forget = true) {
+  if (forget && recall(TOKEN) === pageToken) remember(TOKEN, null);
   pageToken = null;
   store.reset();
   store.changed();
