@@ -87,3 +87,20 @@ func PrefixEnd(prefix string) (string, bool) {
 	}
 	return "", false
 }
+
+// FriendRequestOutcome applies the friend-request rule (Store.RequestFriend)
+// to what a store found about from and to: a block either way refuses with
+// a generic refusal, an existing friendship or an earlier request of from's
+// is EEXISTS, and a request of to's makes them friends (accept is true). With
+// none of these, the store records a new request. One rule for every store.
+func FriendRequestOutcome(from, to int64, blocked, friends, theyAsked, iAsked bool) (accept bool, err error) {
+	switch {
+	case blocked:
+		return false, Errorf(EFORBIDDEN, "refused")
+	case friends:
+		return false, Errorf(EEXISTS, "users %d and %d are already friends", from, to)
+	case iAsked:
+		return false, Errorf(EEXISTS, "already asked %d", to)
+	}
+	return theyAsked, nil
+}

@@ -93,16 +93,14 @@ func (s *Store) RequestFriend(ctx context.Context, from, to int64) (bool, error)
 			EXISTS (SELECT 1 FROM friends WHERE a = $1 AND b = $2),
 			EXISTS (SELECT 1 FROM friend_requests WHERE a = $2 AND b = $1),
 			EXISTS (SELECT 1 FROM friend_requests WHERE a = $1 AND b = $2)`, from, to).Scan(&blocked, &already, &asked, &mine)
-		switch {
-		case err != nil:
+		if err != nil {
 			return err
-		case blocked:
-			return clusterchat.Errorf(clusterchat.EFORBIDDEN, "refused")
-		case already:
-			return clusterchat.Errorf(clusterchat.EEXISTS, "users %d and %d are already friends", from, to)
-		case mine:
-			return clusterchat.Errorf(clusterchat.EEXISTS, "already asked %d", to)
-		case asked:
+		}
+		accept, err := clusterchat.FriendRequestOutcome(from, to, blocked, already, asked, mine)
+		if err != nil {
+			return err
+		}
+		if accept {
 			friends = true
 			return befriend(ctx, tx, from, to) // to asked from first
 		}
