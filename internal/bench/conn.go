@@ -38,6 +38,7 @@ func dial(ctx context.Context, addr, src string, bufSize int) (*conn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	if src != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+		d.Control = bindNoPort
 	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
