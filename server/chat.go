@@ -33,12 +33,6 @@ func (s *Server) chat(ctx context.Context, sess *session, q *proto.Request) erro
 		if to == sess.uid {
 			return clusterchat.Errorf(clusterchat.EINVALID, "cannot chat with yourself")
 		}
-		if _, err := s.userName(ctx, to); err != nil {
-			if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
-				return clusterchat.Errorf(clusterchat.ENOTFOUND, "no user %d", to)
-			}
-			return err
-		}
 		if err := s.mayMessage(ctx, sess, to); err != nil {
 			return err
 		}
@@ -51,10 +45,6 @@ func (s *Server) chat(ctx context.Context, sess *session, q *proto.Request) erro
 			return err
 		}
 		m.GroupID, m.Conv = q.GroupID, clusterchat.GroupConv(q.GroupID)
-	}
-	// Counted last, so that a refused request costs no message token.
-	if err := s.checkChat(sess); err != nil {
-		return err
 	}
 	s.submit(&job{m: m, sess: sess, rid: q.RID, req: q.MsgID})
 	return nil

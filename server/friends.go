@@ -20,50 +20,15 @@ const (
 	DMFriends      = "friends" // direct messages only between friends
 )
 
-// refused is the one answer a user gets when someone they try to reach
-// blocks them (or takes direct messages from friends only): the same text
-// and code whatever the reason, so it tells nothing more.
-func refused() error { return clusterchat.Errorf(clusterchat.EFORBIDDEN, "refused") }
-
-// socialState is a session's view of its relations, owned by the session:
-// a cache of what it may do towards other users, and a rename waiting for
-// its read loop.
+// socialState is a session's social state, owned by the session: the
+// cache of its relations (caches.go), a rename waiting for its read loop,
+// and its recent searches.
 type socialState struct {
-	mu    sync.Mutex
-	gen   uint64            // bumped by every invalidation, so a load racing one is not kept
-	peers map[int64]peerBit // other user -> what is known about them
+	relations
 
-	rename   atomic.Pointer[string] // a new name of the user, applied by the read loop
+	rename   atomic.Pointer[string] // a new name of the user, applied by the read loop (applyRename)
 	searchMu sync.Mutex
 	searches []time.Time // recent searches, for the per-session limit
-}
-
-// peerBit says what is known of one other user.
-type peerBit uint8
-
-const (
-	peerBlocksMe peerBit = 1 << iota // they block this user
-	peerBlocked                      // this user blocks them
-	peerFriend                       // they are friends
-)
-
-// maxPeers bounds a session's cache; past it the cache starts over.
-const maxPeers = 4096
-
-// forget drops what is known of uid (something between them changed).
-func (st *socialState) forget(uid int64) {
-	st.mu.Lock()
-	st.gen++
-	delete(st.peers, uid)
-	st.mu.Unlock()
-}
-
-// reset forgets everything known of other users.
-func (st *socialState) reset() {
-	st.mu.Lock()
-	st.gen++
-	st.peers = nil
-	st.mu.Unlock()
 }
 
 // refreshPresence sends every native session on this server its friends'
@@ -111,87 +76,6 @@ func (s *Server) refreshPresence() {
 	}
 }
 
-// peer returns what sess may do towards uid, from the cache or the store.
-func (s *Server) peer(ctx context.Context, sess *session, uid int64) (peerBit, error) {
-	st := &sess.soc
-	st.mu.Lock()
-	p, ok := st.peers[uid]
-	gen := st.gen
-	st.mu.Unlock()
-	if ok {
-		return p, nil
-	}
-	blocksMe, err := s.Store.IsBlocked(ctx, uid, sess.uid)
-	if err != nil {
-		return 0, err
-	}
-	blocked, err := s.Store.IsBlocked(ctx, sess.uid, uid)
-	if err != nil {
-		return 0, err
-	}
-	friend, err := s.Store.AreFriends(ctx, sess.uid, uid)
-	if err != nil {
-		return 0, err
-	}
-	p = 0
-	if blocksMe {
-		p |= peerBlocksMe
-	}
-	if blocked {
-		p |= peerBlocked
-	}
-	if friend {
-		p |= peerFriend
-	}
-	st.mu.Lock()
-	if st.gen == gen { // no invalidation raced the reads
-		if st.peers == nil || len(st.peers) >= maxPeers {
-			st.peers = make(map[int64]peerBit)
-		}
-		st.peers[uid] = p
-	}
-	st.mu.Unlock()
-	return p, nil
-}
-
-// mayMessage fails unless sess may send a direct message to uid.
-func (s *Server) mayMessage(ctx context.Context, sess *session, uid int64) error {
-	p, err := s.peer(ctx, sess, uid)
-	if err == nil && s.refuses(p) {
-		// A cached refusal may be stale: an unblock or a new friendship
-		// made on another server reaches this session's cache through the
-		// broker, after its author has the reply (an unblock tells this
-		// user nothing, so the client cannot wait for it). Refusals are
-		// rare: the store decides them, so a message sent after the
-		// change is acknowledged is never refused for it.
-		sess.soc.forget(uid)
-		p, err = s.peer(ctx, sess, uid)
-	}
-	if err != nil {
-		return err
-	}
-	switch {
-	case p&peerBlocked != 0:
-		return clusterchat.Errorf(clusterchat.EFORBIDDEN, "you block user %d; unblock them first", uid)
-	case p&peerBlocksMe != 0, s.cfg.DM == DMFriends && p&peerFriend == 0:
-		return refused()
-	}
-	return nil
-}
-
-// refuses reports whether p forbids a direct message.
-func (s *Server) refuses(p peerBit) bool {
-	return p&(peerBlocked|peerBlocksMe) != 0 || s.cfg.DM == DMFriends && p&peerFriend == 0
-}
-
-// applyRename takes a rename of the session's user that arrived from
-// another session; it runs on the read loop, the only writer of sess.name.
-func (sess *session) applyRename() {
-	if p := sess.soc.rename.Swap(nil); p != nil {
-		sess.name = *p
-	}
-}
-
 // searchLimit and searchWindow bound user searches per session: enough to
 // type a name, not enough to walk the user table quickly.
 const (
@@ -234,11 +118,7 @@ func (s *Server) userID(ctx context.Context, sess *session, id int64) (string, e
 	if id == sess.uid {
 		return "", clusterchat.Errorf(clusterchat.EINVALID, "that is yourself")
 	}
-	name, err := s.userName(ctx, id)
-	if clusterchat.ErrorCode(err) == clusterchat.ENOTFOUND {
-		return "", clusterchat.Errorf(clusterchat.ENOTFOUND, "no user %d", id)
-	}
-	return name, err
+	return s.knownUser(ctx, id)
 }
 
 // befriended tells both sides that a and b are now friends (FRIEND_ADDED
@@ -268,7 +148,7 @@ func (s *Server) requestFriend(ctx context.Context, sess *session, q *proto.Requ
 	case clusterchat.EFORBIDDEN:
 		p, perr := s.peer(ctx, sess, id)
 		if perr == nil && p&peerBlocked != 0 {
-			return clusterchat.Errorf(clusterchat.EFORBIDDEN, "you block user %d; unblock them first", id)
+			return youBlock(id)
 		}
 		return refused()
 	default:
@@ -466,7 +346,8 @@ func (s *Server) setPassword(ctx context.Context, sess *session, q *proto.Reques
 // socialEnvelope applies what an envelope on sess's user channel changes
 // besides its delivery: relation changes make the session forget what it
 // knew of the other user; a rename of the session's own user is taken by
-// its read loop, and every rename refreshes the name cache.
+// its read loop, and every rename refreshes the name cache. dispatch calls
+// it for those two kinds only.
 func (s *Server) socialEnvelope(sess *session, e *envelope) {
 	switch e.kind {
 	case kindEvent:
@@ -482,16 +363,9 @@ func (s *Server) socialEnvelope(sess *session, e *envelope) {
 	}
 }
 
-// social answers the social requests (msgids 40-59), native sessions only.
-func (s *Server) social(ctx context.Context, c *conn, q *proto.Request) error {
-	sess := c.sess
-	switch {
-	case sess == nil:
-		return clusterchat.Errorf(clusterchat.ENOTLOGGEDIN, "log in first")
-	case !sess.native:
-		return clusterchat.Errorf(clusterchat.EUNKNOWN, "unknown msgid %d", q.MsgID)
-	}
-	sess.applyRename()
+// social answers the social requests (msgids 40-59) of a native session
+// (handle checks that).
+func (s *Server) social(ctx context.Context, sess *session, q *proto.Request) error {
 	switch q.MsgID {
 	case proto.FriendRequest, proto.FriendAccept, proto.FriendDecline, proto.FriendCancel, proto.FriendRemove, proto.Block, proto.Unblock:
 		return s.friendOp(ctx, sess, q)

@@ -115,6 +115,13 @@ func (h *hub) localSessions(uid int64) []*session {
 	return append([]*session(nil), h.users[uid]...)
 }
 
+// has reports whether uid has a session in the hub.
+func (h *hub) has(uid int64) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.users[uid]) > 0
+}
+
 // HandleMessage implements clusterchat.BrokerHandler: it delivers an
 // envelope to the local sessions it concerns.
 func (s *Server) HandleMessage(channel clusterchat.Channel, payload []byte) {
@@ -170,12 +177,16 @@ func (s *Server) dispatch(channel clusterchat.Channel, e *envelope) {
 			}
 		}
 	} else {
-		switch e.kind {
-		case kindEvent, kindRename: // friends or their names may have changed
+		// Friends or their names may have changed; a chat message changes
+		// nothing of the kind.
+		social := e.kind == kindEvent || e.kind == kindRename
+		if social {
 			s.forgetFriends(id)
 		}
 		for _, sess := range h.users[id] {
-			s.socialEnvelope(sess, e)
+			if social {
+				s.socialEnvelope(sess, e)
+			}
 			sess.deliver(e)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"clusterchat"
+	"clusterchat/proto"
 )
 
 // Rate is N events per Per: a fixed-window limit (logins, registrations) or
@@ -233,32 +234,6 @@ type msgBuckets struct {
 	m  map[int64]*bucket
 }
 
-// checkChat takes a message token of sess's user.
-func (s *Server) checkChat(sess *session) error {
-	r := s.cfg.MsgRate
-	if !r.on() {
-		return nil
-	}
-	now := time.Now()
-	mb := &s.sec.buckets
-	mb.mu.Lock()
-	if mb.m == nil {
-		mb.m = make(map[int64]*bucket)
-	}
-	b := mb.m[sess.uid]
-	if b == nil {
-		b = &bucket{}
-		mb.m[sess.uid] = b
-	}
-	ok, wait := b.take(now, r, s.cfg.MsgBurst)
-	mb.mu.Unlock()
-	if !ok {
-		s.sec.limited.WithLabelValues("messages").Inc()
-		return clusterchat.RateLimited(wait, "sending too fast")
-	}
-	return nil
-}
-
 // sweepBuckets forgets the buckets that are full again.
 func (s *Server) sweepBuckets(now time.Time) {
 	mb := &s.sec.buckets
@@ -271,16 +246,39 @@ func (s *Server) sweepBuckets(now time.Time) {
 	mb.mu.Unlock()
 }
 
-// checkRequest takes a request token of c. Only the read loop calls it.
-func (c *conn) checkRequest() error {
+// admit is the admission of one request, on c's read loop: it takes a
+// request token of the connection and, for a chat message of a logged-in
+// session, a message token of its user. Every chat request counts, a
+// refused one too (an invalid or forbidden message costs its sender all
+// the same).
+func (c *conn) admit(msgid int) error {
 	s := c.srv
-	r := s.cfg.ReqRate
-	if !r.on() {
+	now := time.Now()
+	if r := s.cfg.ReqRate; r.on() {
+		if ok, wait := c.reqs.take(now, r, s.cfg.ReqBurst); !ok {
+			s.sec.limited.WithLabelValues("requests").Inc()
+			return clusterchat.RateLimited(wait, "too many requests on this connection")
+		}
+	}
+	r := s.cfg.MsgRate
+	if !r.on() || c.sess == nil || (msgid != proto.OneChat && msgid != proto.GroupChat) {
 		return nil
 	}
-	if ok, wait := c.reqs.take(time.Now(), r, s.cfg.ReqBurst); !ok {
-		s.sec.limited.WithLabelValues("requests").Inc()
-		return clusterchat.RateLimited(wait, "too many requests on this connection")
+	mb := &s.sec.buckets
+	mb.mu.Lock()
+	if mb.m == nil {
+		mb.m = make(map[int64]*bucket)
+	}
+	b := mb.m[c.sess.uid]
+	if b == nil {
+		b = &bucket{}
+		mb.m[c.sess.uid] = b
+	}
+	ok, wait := b.take(now, r, s.cfg.MsgBurst)
+	mb.mu.Unlock()
+	if !ok {
+		s.sec.limited.WithLabelValues("messages").Inc()
+		return clusterchat.RateLimited(wait, "sending too fast")
 	}
 	return nil
 }

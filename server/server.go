@@ -40,7 +40,7 @@ type Server struct {
 	cursors *cursors
 	users   userCache
 	tokens  tokenCache
-	// friendCache: friend lists of users with a session here (friendcache.go)
+	// friendCache: friend lists of users with a session here (caches.go)
 	friendCache friendCache
 	sec         security
 	limits      *limits

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"clusterchat"
@@ -19,7 +22,7 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 		s.replyConnErr(c, q.MsgID, q.RID, clusterchat.Errorf(clusterchat.EINVALID, "a request must be valid UTF-8"))
 		return
 	}
-	if err := c.checkRequest(); err != nil {
+	if err := c.admit(q.MsgID); err != nil {
 		s.replyConnErr(c, q.MsgID, q.RID, err)
 		return
 	}
@@ -60,14 +63,28 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 			c.sendDirect((&proto.OKReply{Req: q.MsgID, RID: q.RID}).AppendNative(nil))
 		}
 	default:
-		if proto.FriendRequest <= q.MsgID && q.MsgID <= proto.GroupDelete {
-			err = s.social(ctx, c, q)
-			break
+		// The social requests (msgids 40-59) are for native sessions only.
+		switch {
+		case q.MsgID < proto.FriendRequest || q.MsgID > proto.GroupDelete, c.sess != nil && !c.sess.native:
+			err = clusterchat.Errorf(clusterchat.EUNKNOWN, "unknown msgid %d", q.MsgID)
+		case c.sess == nil:
+			err = clusterchat.Errorf(clusterchat.ENOTLOGGEDIN, "log in first")
+		default:
+			c.sess.applyRename()
+			err = s.social(ctx, c.sess, q)
 		}
-		err = clusterchat.Errorf(clusterchat.EUNKNOWN, "unknown msgid %d", q.MsgID)
 	}
 	if err != nil {
 		s.replyConnErr(c, q.MsgID, q.RID, err)
+	}
+}
+
+// applyRename takes a rename of the session's user that arrived from
+// another session (socialEnvelope); it runs on the read loop, the only
+// writer of sess.name, before each request of the session.
+func (sess *session) applyRename() {
+	if p := sess.soc.rename.Swap(nil); p != nil {
+		sess.name = *p
 	}
 }
 
@@ -105,5 +122,64 @@ func (s *Server) countErr(err error) {
 	s.metrics.errors.WithLabelValues(errLabel(err)).Inc()
 	if code == clusterchat.EINTERNAL || code == clusterchat.EUNAVAILABLE {
 		s.log.Error("request failed", "err", err)
+	}
+}
+
+// reqCtx is the context of one request: it ends Config.RequestTimeout after the
+// request began, like context.WithDeadline, but the timer behind that is
+// made only if something asks for the deadline or waits on it (a store or
+// presence call). Most chat requests touch only caches and the committer's
+// queue: they then cost no timer and no cancel func, which were the top
+// allocation per request.
+type reqCtx struct {
+	deadline time.Time
+	once     sync.Once
+	ctx      context.Context
+	cancel   context.CancelFunc
+	ended    atomic.Bool
+}
+
+func newReqCtx(timeout time.Duration) *reqCtx {
+	return &reqCtx{deadline: time.Now().Add(timeout)}
+}
+
+func (r *reqCtx) real() context.Context {
+	r.once.Do(func() { r.ctx, r.cancel = context.WithDeadline(context.Background(), r.deadline) })
+	return r.ctx
+}
+
+// Deadline implements context.Context.
+func (r *reqCtx) Deadline() (time.Time, bool) { return r.deadline, true }
+
+// Done implements context.Context.
+func (r *reqCtx) Done() <-chan struct{} { return r.real().Done() }
+
+// Err implements context.Context without making the timer.
+func (r *reqCtx) Err() error {
+	if r.ended.Load() {
+		return context.Canceled
+	}
+	if !time.Now().Before(r.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// Value implements context.Context: a request carries no values.
+func (r *reqCtx) Value(any) any { return nil }
+
+// canceled is what a reqCtx is once its request ended without a timer.
+var canceled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// end releases the timer, if one was made; the context is done from now on.
+func (r *reqCtx) end() {
+	r.ended.Store(true)
+	r.once.Do(func() { r.ctx = canceled })
+	if r.cancel != nil {
+		r.cancel()
 	}
 }
