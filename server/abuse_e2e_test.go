@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 	"clusterchat/server"
 )
 
@@ -18,11 +19,11 @@ import (
 
 // expectLimited reads a native rate-limit refusal of request req: errno 12,
 // a retry hint, and the reason in errmsg.
-func expectLimited(t *testing.T, c *client, msgid int, kv ...any) obj {
+func expectLimited(t *testing.T, c *wiretest.Conn, msgid int, kv ...any) wiretest.Obj {
 	t.Helper()
-	o := c.expect(msgid, append([]any{"errno", 12}, kv...)...)
-	if o.int("retry_ms") <= 0 || !strings.Contains(o.str("errmsg"), "try again in") {
-		t.Fatalf("rate-limit reply without a retry hint: %s", o.raw)
+	o := c.Expect(msgid, append([]any{"errno", 12}, kv...)...)
+	if o.Int("retry_ms") <= 0 || !strings.Contains(o.Str("errmsg"), "try again in") {
+		t.Fatalf("rate-limit reply without a retry hint: %s", o.Raw)
 	}
 	return o
 }
@@ -32,7 +33,7 @@ func expectLimited(t *testing.T, c *client, msgid int, kv ...any) obj {
 // locks it only for addresses that never logged in to it; the owner logs
 // in throughout, with the password and with a token.
 func TestStrangerCannotLockOwnerOut(t *testing.T) {
-	ts := startServer(t, limitsOn(func(c *server.Config) {
+	ts := wiretest.StartServer(t, limitsOn(func(c *server.Config) {
 		c.LoginFailures = 3
 		c.LoginWindow = time.Hour
 		c.AccountFailRate = server.Rate{N: 5, Per: time.Hour}
@@ -41,91 +42,91 @@ func TestStrangerCannotLockOwnerOut(t *testing.T) {
 	owner := newUser(t, ts, "owner")
 	// The owner has logged in from home (127.0.0.1) before.
 	home, rep := owner.native(t, ts)
-	token := rep.str("token")
+	token := rep.Str("token")
 
 	// A stranger guesses from 127.0.0.2 until locked out, and stays out
 	// even with the right password.
-	x := dialFrom(t, ts.addr, "127.0.0.2")
+	x := dialFrom(t, ts.TCP, "127.0.0.2")
 	for range 3 {
-		x.sendf(`{"msgid":1,"id":%d,"password":"guess"}`, owner.id)
-		x.expect(2, "errno", 1)
+		x.Sendf(`{"msgid":1,"id":%d,"password":"guess"}`, owner.id)
+		x.Expect(2, "errno", 1)
 	}
-	x.sendf(`{"msgid":1,"proto":2,"rid":1,"id":%d,"password":%q}`, owner.id, owner.pw)
+	x.Sendf(`{"msgid":1,"proto":2,"rid":1,"id":%d,"password":%q}`, owner.id, owner.pw)
 	expectLimited(t, x, 2, "rid", 1)
 	by.chat()
 
 	// The owner, from home, is not locked out.
-	o := dial(t, ts.addr)
-	o.nativeLogin(owner.id, owner.pw)
+	o := wiretest.Dial(t, ts.TCP, readTimeout)
+	o.NativeLogin(owner.id, owner.pw)
 	by.chat()
 
 	// Spraying from more addresses reaches the account-wide limit (5):
 	// a fresh address is then refused even with the right password...
-	y := dialFrom(t, ts.addr, "127.0.0.3")
+	y := dialFrom(t, ts.TCP, "127.0.0.3")
 	for range 2 { // 3 + 2 = 5
-		y.sendf(`{"msgid":1,"id":%d,"password":"guess"}`, owner.id)
-		y.expect(2, "errno", 1)
+		y.Sendf(`{"msgid":1,"id":%d,"password":"guess"}`, owner.id)
+		y.Expect(2, "errno", 1)
 	}
-	fresh := dialFrom(t, ts.addr, "127.0.0.5")
-	fresh.sendf(`{"msgid":1,"id":%d,"password":%q}`, owner.id, owner.pw)
-	if o := fresh.expect(2, "errno", 12); !strings.Contains(o.str("errmsg"), "try again in") {
-		t.Fatalf("classic rate-limit reply without the hint in errmsg: %s", o.raw)
+	fresh := dialFrom(t, ts.TCP, "127.0.0.5")
+	fresh.Sendf(`{"msgid":1,"id":%d,"password":%q}`, owner.id, owner.pw)
+	if o := fresh.Expect(2, "errno", 12); !strings.Contains(o.Str("errmsg"), "try again in") {
+		t.Fatalf("classic rate-limit reply without the hint in errmsg: %s", o.Raw)
 	}
 	// ...but home, where the owner logged in before, still works, and so
 	// does the owner's token from anywhere.
-	o2 := dial(t, ts.addr)
-	o2.classicLogin(owner.id, owner.pw)
-	tk := dialFrom(t, ts.addr, "127.0.0.6")
-	tk.sendf(`{"msgid":1,"proto":2,"rid":1,"token":%q}`, token)
-	tk.expect(2, "rid", 1, "errno", 0, "id", owner.id)
+	o2 := wiretest.Dial(t, ts.TCP, readTimeout)
+	o2.ClassicLogin(owner.id, owner.pw)
+	tk := dialFrom(t, ts.TCP, "127.0.0.6")
+	tk.Sendf(`{"msgid":1,"proto":2,"rid":1,"token":%q}`, token)
+	tk.Expect(2, "rid", 1, "errno", 0, "id", owner.id)
 	by.chat()
-	home.ping()
-	logs := ts.logs.String()
+	home.Ping()
+	logs := ts.Logs.String()
 	if !strings.Contains(logs, "addr=127.0.0.2") || !strings.Contains(logs, "login locked") {
 		t.Errorf("failed logins and the lock are not logged with the client's address")
 	}
 	if strings.Contains(logs, "guess") || strings.Contains(logs, owner.pw) {
 		t.Errorf("a password reached the log")
 	}
-	if ts.metric(t, "chat_rate_limited_total") < 2 {
-		t.Errorf("chat_rate_limited_total = %v, want the refusals counted", ts.metric(t, "chat_rate_limited_total"))
+	if metric(t, ts, "chat_rate_limited_total") < 2 {
+		t.Errorf("chat_rate_limited_total = %v, want the refusals counted", metric(t, ts, "chat_rate_limited_total"))
 	}
 }
 
 // TestRegisterRateLimit: registrations per address.
 func TestRegisterRateLimit(t *testing.T) {
-	ts := startServer(t, limitsOn(func(c *server.Config) {
+	ts := wiretest.StartServer(t, limitsOn(func(c *server.Config) {
 		c.RegisterRate = server.Rate{N: 3, Per: time.Hour}
 	}))
 	by := newBystanders(t, ts)
-	x := dialFrom(t, ts.addr, "127.0.0.2")
+	x := dialFrom(t, ts.TCP, "127.0.0.2")
 	for i := range 3 {
-		x.sendf(`{"msgid":4,"name":"bot%d","password":"p"}`, i)
-		x.expect(5, "errno", 0)
+		x.Sendf(`{"msgid":4,"name":"bot%d","password":"p"}`, i)
+		x.Expect(5, "errno", 0)
 	}
-	x.sendf(`{"msgid":4,"proto":2,"rid":9,"name":"bot9","password":"p"}`)
+	x.Sendf(`{"msgid":4,"proto":2,"rid":9,"name":"bot9","password":"p"}`)
 	expectLimited(t, x, 5, "rid", 9)
-	x.sendf(`{"msgid":4,"name":"bot10","password":"p"}`)
-	x.expect(5, "errno", 12) // classic shape: no rid, the hint in errmsg
+	x.Sendf(`{"msgid":4,"name":"bot10","password":"p"}`)
+	x.Expect(5, "errno", 12) // classic shape: no rid, the hint in errmsg
 	// Another address registers.
-	y := dialFrom(t, ts.addr, "127.0.0.3")
-	y.register("human", "p")
+	y := dialFrom(t, ts.TCP, "127.0.0.3")
+	y.Register("human", "p")
 	by.chat()
 }
 
 // TestLoginAddrRateLimit: password logins per address, whatever the
 // accounts (guessing across accounts).
 func TestLoginAddrRateLimit(t *testing.T) {
-	ts := startServer(t, limitsOn(func(c *server.Config) {
+	ts := wiretest.StartServer(t, limitsOn(func(c *server.Config) {
 		c.LoginRate = server.Rate{N: 5, Per: time.Hour}
 	}))
 	by := newBystanders(t, ts)
-	x := dialFrom(t, ts.addr, "127.0.0.2")
+	x := dialFrom(t, ts.TCP, "127.0.0.2")
 	for id := range 5 {
-		x.sendf(`{"msgid":1,"id":%d,"password":"guess"}`, id+1)
-		x.expect(2, "errno", 1)
+		x.Sendf(`{"msgid":1,"id":%d,"password":"guess"}`, id+1)
+		x.Expect(2, "errno", 1)
 	}
-	x.sendf(`{"msgid":1,"proto":2,"rid":3,"id":1,"password":"guess"}`)
+	x.Sendf(`{"msgid":1,"proto":2,"rid":3,"id":1,"password":"guess"}`)
 	expectLimited(t, x, 2, "rid", 3)
 	by.chat()
 }
@@ -133,59 +134,59 @@ func TestLoginAddrRateLimit(t *testing.T) {
 // TestMessageRateLimit: a user's messages (burst, then the sustained
 // rate); refused messages are not stored; other users are unaffected.
 func TestMessageRateLimit(t *testing.T) {
-	ts := startServer(t, limitsOn(func(c *server.Config) {
+	ts := wiretest.StartServer(t, limitsOn(func(c *server.Config) {
 		c.MsgRate = server.Rate{N: 1, Per: time.Hour}
 		c.MsgBurst = 5
 	}))
 	by := newBystanders(t, ts)
-	stored := ts.metric(t, "chat_messages_accepted_total")
+	stored := metric(t, ts, "chat_messages_accepted_total")
 	spammer, victim := newUser(t, ts, "spammer"), newUser(t, ts, "victim")
 	s, _ := spammer.native(t, ts)
 	v, _ := victim.native(t, ts)
 	for i := range 5 {
-		s.call(6, `{"msgid":6,"to":%d,"msg":"spam %d","cmid":"s%d"}`, victim.id, i, i)
-		v.expect(6, "msg", fmt.Sprintf("spam %d", i))
+		s.Call(6, `{"msgid":6,"to":%d,"msg":"spam %d","cmid":"s%d"}`, victim.id, i, i)
+		v.Expect(6, "msg", fmt.Sprintf("spam %d", i))
 	}
-	rid := s.req(`{"msgid":6,"to":%d,"msg":"spam 5","cmid":"s5"}`, victim.id)
+	rid := s.Req(`{"msgid":6,"to":%d,"msg":"spam 5","cmid":"s5"}`, victim.id)
 	expectLimited(t, s, 11, "req", 6, "rid", rid)
 	// A classic session of the same user shares the bucket.
 	c, _ := spammer.classic(t, ts)
-	c.sendf(`{"msgid":6,"to":%d,"msg":"classic spam"}`, victim.id)
-	if o := c.expectErr(6, 12); !strings.Contains(o.str("errmsg"), "try again in") {
-		t.Fatalf("classic rate-limit reply without the hint: %s", o.raw)
+	c.Sendf(`{"msgid":6,"to":%d,"msg":"classic spam"}`, victim.id)
+	if o := c.ExpectErr(6, 12); !strings.Contains(o.Str("errmsg"), "try again in") {
+		t.Fatalf("classic rate-limit reply without the hint: %s", o.Raw)
 	}
 	by.chat()
-	v.ping() // nothing past the burst reached the victim
-	if n := ts.metric(t, "chat_messages_accepted_total") - stored; n != 5+2 {
+	v.Ping() // nothing past the burst reached the victim
+	if n := metric(t, ts, "chat_messages_accepted_total") - stored; n != 5+2 {
 		t.Errorf("%v messages stored, want 5 from the spammer and 2 from the bystanders", n)
 	}
 }
 
 // TestRequestRateLimit: requests per connection.
 func TestRequestRateLimit(t *testing.T) {
-	ts := startServer(t, limitsOn(func(c *server.Config) {
+	ts := wiretest.StartServer(t, limitsOn(func(c *server.Config) {
 		c.ReqRate = server.Rate{N: 1, Per: time.Hour}
 		c.ReqBurst = 10
 	}))
 	by := newBystanders(t, ts) // their requests come out of their own connections' buckets
 	// Before login: classic replies, the hint in errmsg.
-	x := dialFrom(t, ts.addr, "127.0.0.2")
+	x := dialFrom(t, ts.TCP, "127.0.0.2")
 	for range 10 {
-		x.sendf(`{"msgid":18,"rid":1}`)
-		x.expect(11, "req", 18, "errno", 8) // not logged in, but answered
+		x.Sendf(`{"msgid":18,"rid":1}`)
+		x.Expect(11, "req", 18, "errno", 8) // not logged in, but answered
 	}
-	x.sendf(`{"msgid":18,"rid":2}`)
-	if o := x.expectErr(18, 12); !strings.Contains(o.str("errmsg"), "try again in") {
-		t.Fatalf("rate-limit reply without the hint: %s", o.raw)
+	x.Sendf(`{"msgid":18,"rid":2}`)
+	if o := x.ExpectErr(18, 12); !strings.Contains(o.Str("errmsg"), "try again in") {
+		t.Fatalf("rate-limit reply without the hint: %s", o.Raw)
 	}
 	// A native session: retry_ms.
 	u := newUser(t, ts, "chatty")
-	n := dialFrom(t, ts.addr, "127.0.0.3")
-	n.nativeLogin(u.id, u.pw)
+	n := dialFrom(t, ts.TCP, "127.0.0.3")
+	n.NativeLogin(u.id, u.pw)
 	for range 9 {
-		n.call(18, `{"msgid":18}`)
+		n.Call(18, `{"msgid":18}`)
 	}
-	rid := n.req(`{"msgid":18}`)
+	rid := n.Req(`{"msgid":18}`)
 	expectLimited(t, n, 11, "req", 18, "rid", rid)
 	by.chat()
 }
@@ -197,33 +198,33 @@ func TestRequestRateLimit(t *testing.T) {
 func TestLoginLimitsBehindNginx(t *testing.T) {
 	ca := testenv.NewCA(t)
 	cert, key := ca.Issue(t, "127.0.0.1")
-	ts := startServer(t, limitsOn(func(c *server.Config) {
+	ts := wiretest.StartServer(t, limitsOn(func(c *server.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} // nginx
 		c.ProxyProtocol = true
 		c.LoginFailures = 2
 		c.LoginWindow = time.Hour
 		c.RegisterRate = server.Rate{N: 3, Per: time.Hour}
 	}))
-	ng := testenv.StartNginxTLS(t, []string{ts.addr}, []string{ts.http}, cert, key)
+	ng := testenv.StartNginxTLS(t, []string{ts.TCP}, []string{ts.HTTP}, cert, key)
 	by, more := bystandersVia(t, ng, ca, "owner")
 	owner := more[0]
 
 	// 127.0.0.1 has used its 3 registrations; 127.0.0.2 has its own.
 	a2 := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.1", ca)
-	a2.sendf(`{"msgid":4,"name":"one-too-many","password":"p"}`)
-	a2.expect(5, "errno", 12)
-	dialTLSFrom(t, ng.StreamAddr(), "127.0.0.2", ca).register("newcomer", "p")
+	a2.Sendf(`{"msgid":4,"name":"one-too-many","password":"p"}`)
+	a2.Expect(5, "errno", 12)
+	dialTLSFrom(t, ng.StreamAddr(), "127.0.0.2", ca).Register("newcomer", "p")
 	by.chat()
 
 	x := dialTLSFrom(t, ng.StreamAddr(), "127.0.0.3", ca)
 	for range 2 {
-		x.sendf(`{"msgid":1,"id":%d,"password":"guess"}`, owner.id)
-		x.expect(2, "errno", 1)
+		x.Sendf(`{"msgid":1,"id":%d,"password":"guess"}`, owner.id)
+		x.Expect(2, "errno", 1)
 	}
-	x.sendf(`{"msgid":1,"id":%d,"password":%q}`, owner.id, owner.pw)
-	x.expect(2, "errno", 12)
-	dialTLSFrom(t, ng.StreamAddr(), "127.0.0.4", ca).classicLogin(owner.id, owner.pw)
-	if !strings.Contains(ts.logs.String(), "addr=127.0.0.3") {
+	x.Sendf(`{"msgid":1,"id":%d,"password":%q}`, owner.id, owner.pw)
+	x.Expect(2, "errno", 12)
+	dialTLSFrom(t, ng.StreamAddr(), "127.0.0.4", ca).ClassicLogin(owner.id, owner.pw)
+	if !strings.Contains(ts.Logs.String(), "addr=127.0.0.3") {
 		t.Errorf("the failed logins are not logged with the client's address")
 	}
 	by.chat()

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 )
 
 // TestClassicOriginalClient runs the issue-13 scenarios (a login with 50
@@ -15,12 +16,12 @@ import (
 func TestClassicOriginalClient(t *testing.T) {
 	for _, rd := range testenv.ClassicReaders {
 		t.Run(rd.Name, func(t *testing.T) {
-			ts := startServer(t, nil)
+			ts := wiretest.StartServer(t, nil)
 			testenv.RunClassicScenarios(t, testenv.ClassicSetup{
-				Target:  ts.addr,
-				Senders: []string{ts.addr},
+				Target:  ts.TCP,
+				Senders: []string{ts.TCP},
 				Committed: func(tb testing.TB) float64 {
-					return ts.metric(tb, "chat_messages_accepted_total")
+					return metric(tb, ts, "chat_messages_accepted_total")
 				},
 				Stall: rd.Stall,
 			})

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"clusterchat/internal/wiretest"
 )
 
 // TestErrors sends every recoverable bad request to a logged-in session,
@@ -11,7 +13,7 @@ import (
 // the connection goes on (the next request works) and that another session
 // is undisturbed.
 func TestErrors(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := wiretest.StartServer(t, nil)
 	alice, bob, eve := newUser(t, ts, "alice"), newUser(t, ts, "bob"), newUser(t, ts, "eve")
 	befriend(t, ts, alice, bob)
 	own := mkGroup(t, ts, alice, "alices")
@@ -107,7 +109,7 @@ func TestErrors(t *testing.T) {
 
 	for _, mode := range []string{"classic", "native"} {
 		t.Run(mode, func(t *testing.T) {
-			var c *client
+			var c *wiretest.Conn
 			if mode == "classic" {
 				c, _ = alice.classic(t, ts)
 			} else {
@@ -115,8 +117,8 @@ func TestErrors(t *testing.T) {
 			}
 			for i, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
-					c.tb = t
-					defer func() { c.tb = nil }()
+					c.TB = t
+					defer func() { c.TB = nil }()
 					rid := int64(500 + i)
 					ridField := ""
 					if mode == "native" {
@@ -124,39 +126,39 @@ func TestErrors(t *testing.T) {
 					}
 					frame := strings.Replace(tc.frame, "{rid}", ridField, 1)
 					frame = strings.Replace(frame, "{,", "{", 1) // classic: no rid member
-					c.send(frame + "\x00")
-					o := c.expectErr(tc.req, tc.errno)
+					c.Send(frame + "\x00")
+					o := c.ExpectErr(tc.req, tc.errno)
 					switch {
-					case mode == "classic" && o.has("rid"):
-						t.Errorf("classic error reply carries rid: %s", o.raw)
+					case mode == "classic" && o.Has("rid"):
+						t.Errorf("classic error reply carries rid: %s", o.Raw)
 					case mode == "native" && tc.ridKept:
-						o.check(t, "rid", rid)
+						o.Check(t, "rid", rid)
 					case mode == "native":
-						o.check(t, "rid", 0)
+						o.Check(t, "rid", 0)
 					}
-					c.ping() // the connection goes on, and there was one reply
+					c.Ping() // the connection goes on, and there was one reply
 				})
 			}
 		})
 	}
-	by.ping()
+	by.Ping()
 	// The bystander still receives, and the failed requests stored nothing.
 	c, _ := alice.native(t, ts)
-	ack := c.call(6, `{"msgid":6,"to":%d,"msg":"after the storm","cmid":"ok1"}`, eve.id)
-	ack.check(t, "seq", 1)
-	by.expect(6, "msg", "after the storm", "seq", 1)
-	by.ping()
+	ack := c.Call(6, `{"msgid":6,"to":%d,"msg":"after the storm","cmid":"ok1"}`, eve.id)
+	ack.Check(t, "seq", 1)
+	by.Expect(6, "msg", "after the storm", "seq", 1)
+	by.Ping()
 }
 
 // TestErrorsNotLoggedIn: every request that needs a session gets errno 8,
 // login failures get the classic text, and the connection goes on.
 func TestErrorsNotLoggedIn(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := wiretest.StartServer(t, nil)
 	alice := newUser(t, ts, "alice")
-	c := dial(t, ts.addr)
+	c := wiretest.Dial(t, ts.TCP, readTimeout)
 	for _, msgid := range []int{3, 6, 7, 8, 9, 10, 14, 15, 16, 18} {
-		c.sendf(`{"msgid":%d,"to":%d,"msg":"x","friendid":%d,"groupid":1,"groupname":"g","conv":"g:1"}`, msgid, alice.id, alice.id)
-		c.expectErr(msgid, 8)
+		c.Sendf(`{"msgid":%d,"to":%d,"msg":"x","friendid":%d,"groupid":1,"groupname":"g","conv":"g:1"}`, msgid, alice.id, alice.id)
+		c.ExpectErr(msgid, 8)
 	}
 	for _, tc := range []struct {
 		name, frame string
@@ -170,52 +172,52 @@ func TestErrorsNotLoggedIn(t *testing.T) {
 		{"bad token", `{"msgid":1,"proto":2,"token":"0123456789abcdef"}`, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c.tb = t
-			c.sendf("%s", tc.frame)
-			o := c.expectErr(1, tc.errno)
-			o.check(t, "errmsg", "id or password is invalid!")
-			c.ping()
+			c.TB = t
+			c.Sendf("%s", tc.frame)
+			o := c.ExpectErr(1, tc.errno)
+			o.Check(t, "errmsg", "id or password is invalid!")
+			c.Ping()
 		})
 	}
-	c.tb = t
-	c.sendf(`{"msgid":1,"id":"1","password":"x"}`)
-	c.expectErr(1, 3)
-	c.classicLogin(alice.id, alice.pw)
+	c.TB = t
+	c.Sendf(`{"msgid":1,"id":"1","password":"x"}`)
+	c.ExpectErr(1, 3)
+	c.ClassicLogin(alice.id, alice.pw)
 }
 
 // TestFatalFrames: a frame over 64 KiB gets an error reply (errno 7) and the
 // connection is closed; so does invalid JSON (errno 3), and a stream of
 // garbage is closed. Other sessions go on.
 func TestFatalFrames(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := wiretest.StartServer(t, nil)
 	alice, bob := newUser(t, ts, "alice"), newUser(t, ts, "bob")
 	by, _ := bob.native(t, ts)
 
 	t.Run("frame over 64 KiB", func(t *testing.T) {
 		for _, mode := range []string{"classic", "native"} {
 			t.Run(mode, func(t *testing.T) {
-				var c *client
+				var c *wiretest.Conn
 				if mode == "classic" {
 					c, _ = alice.classic(t, ts)
 				} else {
 					c, _ = alice.native(t, ts)
 				}
 				// A complete, valid object of 70000 bytes.
-				c.sendf(`{"msgid":6,"to":%d,"msg":"%s"}`, bob.id, strings.Repeat("x", 70000))
-				got := c.expectClosed()
+				c.Sendf(`{"msgid":6,"to":%d,"msg":"%s"}`, bob.id, strings.Repeat("x", 70000))
+				got := c.ExpectClosed()
 				line, _, _ := strings.Cut(got, "\n")
 				if line == "" {
 					t.Fatalf("connection closed without an error reply")
 				}
-				o := decodeObj(t, line)
-				o.check(t, "msgid", 11, "errno", 7)
+				o := wiretest.MustDecode(t, line)
+				o.Check(t, "msgid", 11, "errno", 7)
 			})
 		}
 	})
 	t.Run("frame over 64 KiB never ending", func(t *testing.T) {
 		c, _ := alice.native(t, ts)
-		c.send(`{"msgid":6,"msg":"` + strings.Repeat("y", 66000))
-		got := c.expectClosed()
+		c.Send(`{"msgid":6,"msg":"` + strings.Repeat("y", 66000))
+		got := c.ExpectClosed()
 		if !strings.Contains(got, `"errno":7`) {
 			t.Fatalf("no errno 7 reply before close: %q", got)
 		}
@@ -223,8 +225,8 @@ func TestFatalFrames(t *testing.T) {
 	for _, garbage := range []string{"hello\n", "}\x00", "\xff\xfe", "]"} {
 		t.Run(fmt.Sprintf("garbage %q", garbage), func(t *testing.T) {
 			c, _ := alice.classic(t, ts)
-			c.send(garbage)
-			c.expectClosed()
+			c.Send(garbage)
+			c.ExpectClosed()
 		})
 	}
 	// Invalid JSON is refused at the byte that makes it so: the frame
@@ -232,22 +234,22 @@ func TestFatalFrames(t *testing.T) {
 	for _, frame := range []string{`{"msgid":6 "to":2`, `{"msgid":6,"to":}`, `{"msgid":6,"msg":"a` + "\x01"} {
 		t.Run(fmt.Sprintf("invalid json %q", frame), func(t *testing.T) {
 			c, _ := alice.native(t, ts)
-			c.send(frame)
-			got := c.expectClosed()
+			c.Send(frame)
+			got := c.ExpectClosed()
 			line, _, _ := strings.Cut(got, "\n")
 			if line == "" {
 				t.Fatalf("connection closed without an error reply")
 			}
-			decodeObj(t, line).check(t, "msgid", 11, "errno", 3)
+			wiretest.MustDecode(t, line).Check(t, "msgid", 11, "errno", 3)
 		})
 	}
 	t.Run("garbage before login", func(t *testing.T) {
-		c := dial(t, ts.addr)
-		c.send("GET / HTTP/1.1\r\n\r\n")
-		c.expectClosed()
+		c := wiretest.Dial(t, ts.TCP, readTimeout)
+		c.Send("GET / HTTP/1.1\r\n\r\n")
+		c.ExpectClosed()
 	})
-	by.ping()
+	by.Ping()
 	c, _ := alice.native(t, ts)
-	c.call(6, `{"msgid":6,"to":%d,"msg":"still here","cmid":"s1"}`, bob.id)
-	by.expect(6, "msg", "still here")
+	c.Call(6, `{"msgid":6,"to":%d,"msg":"still here","cmid":"s1"}`, bob.id)
+	by.Expect(6, "msg", "still here")
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 	"clusterchat/internal/wsnet"
 	"clusterchat/server"
 )
@@ -25,13 +25,13 @@ import (
 // (classic sessions have no idle deadline, so they may sit between rounds).
 type bystanders struct {
 	tb   testing.TB
-	a, b *client
+	a, b *wiretest.Conn
 	ua   user
 	ub   user
 	n    int
 }
 
-func newBystanders(tb testing.TB, ts *testServer) *bystanders {
+func newBystanders(tb testing.TB, ts *wiretest.Server) *bystanders {
 	tb.Helper()
 	ua, ub := newUser(tb, ts, "by-a"), newUser(tb, ts, "by-b")
 	a, _ := ua.classic(tb, ts)
@@ -46,37 +46,37 @@ func newBystanders(tb testing.TB, ts *testServer) *bystanders {
 func (p *bystanders) chat() {
 	p.tb.Helper()
 	for _, d := range []struct {
-		from, to *client
+		from, to *wiretest.Conn
 		uto      user
 	}{{p.a, p.b, p.ub}, {p.b, p.a, p.ua}} {
 		p.n++
-		d.from.tb, d.to.tb = p.tb, p.tb
-		d.from.sendf(`{"msgid":6,"to":%d,"msg":"bystander %d"}`, d.uto.id, p.n)
-		d.to.expect(6, "msg", fmt.Sprintf("bystander %d", p.n))
+		d.from.TB, d.to.TB = p.tb, p.tb
+		d.from.Sendf(`{"msgid":6,"to":%d,"msg":"bystander %d"}`, d.uto.id, p.n)
+		d.to.Expect(6, "msg", fmt.Sprintf("bystander %d", p.n))
 	}
 }
 
 // dialFrom connects to addr from the loopback address src (127.0.0.0/8 is
 // all loopback on Linux), so per-address limits see another client.
-func dialFrom(tb testing.TB, addr, src string) *client {
+func dialFrom(tb testing.TB, addr, src string) *wiretest.Conn {
 	tb.Helper()
 	nc := testenv.DialFrom(tb, addr, src, readTimeout)
-	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+	return wiretest.New(tb, nc, readTimeout)
 }
 
 // dialEither connects over TCP, or over a WebSocket when ws is set.
-func dialEither(tb testing.TB, ts *testServer, ws bool) *client {
+func dialEither(tb testing.TB, ts *wiretest.Server, ws bool) *wiretest.Conn {
 	tb.Helper()
 	if ws {
 		return dialWS(tb, ts, "")
 	}
-	return dial(tb, ts.addr)
+	return wiretest.Dial(tb, ts.TCP, readTimeout)
 }
 
 // dialWSFrom opens /ws from the loopback address src, with an
 // X-Forwarded-For header when xff is not empty (a proxy's word on the
 // client).
-func dialWSFrom(tb testing.TB, ts *testServer, src, xff string) *client {
+func dialWSFrom(tb testing.TB, ts *wiretest.Server, src, xff string) *wiretest.Conn {
 	tb.Helper()
 	d := websocket.Dialer{
 		HandshakeTimeout: readTimeout,
@@ -88,52 +88,52 @@ func dialWSFrom(tb testing.TB, ts *testServer, src, xff string) *client {
 	if xff != "" {
 		h.Set("X-Forwarded-For", xff)
 	}
-	ws, _, err := d.Dial("ws://"+ts.http+"/ws", h)
+	ws, _, err := d.Dial("ws://"+ts.HTTP+"/ws", h)
 	if err != nil {
 		tb.Fatalf("dial ws from %s: %v", src, err)
 	}
 	nc := wsnet.NewClient(ws)
 	tb.Cleanup(func() { nc.Close() })
-	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+	return wiretest.New(tb, nc, readTimeout)
 }
 
 // waitAdmitted waits until a connection from src is served (its PING
 // answered) rather than refused.
-func waitAdmitted(tb testing.TB, ts *testServer, src string) {
+func waitAdmitted(tb testing.TB, ts *wiretest.Server, src string) {
 	tb.Helper()
 	testenv.WaitFor(tb, readTimeout, "a connection from "+src+" admitted", func() bool {
-		c := dialFrom(tb, ts.addr, src)
-		defer c.nc.Close()
-		c.sendf(`{"msgid":18,"rid":1}`)
-		l, err := c.readLine(readTimeout)
+		c := dialFrom(tb, ts.TCP, src)
+		defer c.NC.Close()
+		c.Sendf(`{"msgid":18,"rid":1}`)
+		l, err := c.ReadLine(readTimeout)
 		return err == nil && strings.Contains(l, `"req":18`)
 	})
 }
 
 // expectCut reads until the server closes c and checks that the first
 // thing it said was an error reply with errno.
-func expectCut(tb testing.TB, c *client, errno int) {
+func expectCut(tb testing.TB, c *wiretest.Conn, errno int) {
 	tb.Helper()
-	c.tb = tb
-	got := c.expectClosed()
+	c.TB = tb
+	got := c.ExpectClosed()
 	line, _, _ := strings.Cut(got, "\n")
 	if line == "" {
 		tb.Fatalf("connection closed without an error reply")
 	}
-	decodeObj(tb, line).check(tb, "msgid", 11, "errno", errno)
+	wiretest.MustDecode(tb, line).Check(tb, "msgid", 11, "errno", errno)
 }
 
 // limitCount is chat_conn_limits_total for one limit.
-func (ts *testServer) limitCount(tb testing.TB, limit string) float64 {
+func limitCount(tb testing.TB, ts *wiretest.Server, limit string) float64 {
 	tb.Helper()
-	body, _ := httpGet(tb, ts.http, "/metrics")
+	body, _ := httpGet(tb, ts.HTTP, "/metrics")
 	return limitIn(tb, body, limit)
 }
 
 // wantLimit checks chat_conn_limits_total for one limit.
-func (ts *testServer) wantLimit(tb testing.TB, limit string, want int) {
+func wantLimit(tb testing.TB, ts *wiretest.Server, limit string, want int) {
 	tb.Helper()
-	if n := ts.limitCount(tb, limit); n != float64(want) {
+	if n := limitCount(tb, ts, limit); n != float64(want) {
 		tb.Errorf("chat_conn_limits_total{limit=%q} = %v, want %d", limit, n, want)
 	}
 }
@@ -154,25 +154,25 @@ func limitIn(tb testing.TB, body, limit string) float64 {
 }
 
 func TestLoginTimeout(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) { c.LoginTimeout = 500 * time.Millisecond })
+	ts := wiretest.StartServer(t, func(c *server.Config) { c.LoginTimeout = 500 * time.Millisecond })
 	by := newBystanders(t, ts)
 	eve := newUser(t, ts, "eve")
 	tests := []struct {
 		name   string
 		ws     bool
-		attack func(t *testing.T, c *client)
+		attack func(t *testing.T, c *wiretest.Conn)
 	}{
-		{"never logs in", false, func(t *testing.T, c *client) {}},
-		{"never logs in over websocket", true, func(t *testing.T, c *client) {}},
-		{"keeps asking but never logs in", false, func(t *testing.T, c *client) {
+		{"never logs in", false, func(t *testing.T, c *wiretest.Conn) {}},
+		{"never logs in over websocket", true, func(t *testing.T, c *wiretest.Conn) {}},
+		{"keeps asking but never logs in", false, func(t *testing.T, c *wiretest.Conn) {
 			// Requests do not buy time: the deadline counts from connecting.
 			for range 3 {
-				c.ping()
+				c.Ping()
 			}
 		}},
-		{"logs out and stays", false, func(t *testing.T, c *client) {
-			c.classicLogin(eve.id, eve.pw)
-			c.sendf(`{"msgid":3}`)
+		{"logs out and stays", false, func(t *testing.T, c *wiretest.Conn) {
+			c.ClassicLogin(eve.id, eve.pw)
+			c.Sendf(`{"msgid":3}`)
 		}},
 	}
 	for _, tt := range tests {
@@ -185,36 +185,36 @@ func TestLoginTimeout(t *testing.T) {
 			by.chat()
 		})
 	}
-	ts.wantLimit(t, "login_timeout", len(tests))
+	wantLimit(t, ts, "login_timeout", len(tests))
 }
 
 func TestFrameTimeout(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) { c.FrameTimeout = 300 * time.Millisecond })
+	ts := wiretest.StartServer(t, func(c *server.Config) { c.FrameTimeout = 300 * time.Millisecond })
 	by := newBystanders(t, ts)
 	eve := newUser(t, ts, "eve")
 	tests := []struct {
 		name   string
 		login  bool
 		ws     bool
-		attack func(c *client, stop <-chan struct{})
+		attack func(c *wiretest.Conn, stop <-chan struct{})
 	}{
-		{"half a frame over websocket", true, true, func(c *client, _ <-chan struct{}) {
+		{"half a frame over websocket", true, true, func(c *wiretest.Conn, _ <-chan struct{}) {
 			// One text message holding half an object: the stream reader
 			// waits for the rest, as on TCP. (It stops outside a string:
 			// the newline that ends a message is invalid in one.)
-			c.nc.(*wsnet.Conn).WS().WriteMessage(websocket.TextMessage, []byte(`{"msgid":6,"to":1,"msg":`))
+			c.NC.(*wsnet.Conn).WS().WriteMessage(websocket.TextMessage, []byte(`{"msgid":6,"to":1,"msg":`))
 		}},
-		{"half a frame before login", false, false, func(c *client, _ <-chan struct{}) {
-			c.send(`{"msgid":1,"id":`)
+		{"half a frame before login", false, false, func(c *wiretest.Conn, _ <-chan struct{}) {
+			c.Send(`{"msgid":1,"id":`)
 		}},
-		{"half a frame logged in", true, false, func(c *client, _ <-chan struct{}) {
-			c.send(`{"msgid":6,"to":1,"msg":"never end`)
+		{"half a frame logged in", true, false, func(c *wiretest.Conn, _ <-chan struct{}) {
+			c.Send(`{"msgid":6,"to":1,"msg":"never end`)
 		}},
-		{"one byte at a time", true, false, func(c *client, stop <-chan struct{}) {
+		{"one byte at a time", true, false, func(c *wiretest.Conn, stop <-chan struct{}) {
 			// Slowloris: the bytes keep coming, the frame never ends in
 			// time; each byte does not buy time.
 			go func() {
-				c.nc.Write([]byte(`{"msgid":6,"to":1,"msg":"`))
+				c.NC.Write([]byte(`{"msgid":6,"to":1,"msg":"`))
 				t := time.NewTicker(20 * time.Millisecond)
 				defer t.Stop()
 				for range 1000 {
@@ -223,7 +223,7 @@ func TestFrameTimeout(t *testing.T) {
 						return
 					case <-t.C:
 					}
-					if _, err := c.nc.Write([]byte("x")); err != nil {
+					if _, err := c.NC.Write([]byte("x")); err != nil {
 						return
 					}
 				}
@@ -234,7 +234,7 @@ func TestFrameTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialEither(t, ts, tt.ws)
 			if tt.login {
-				c.classicLogin(eve.id, eve.pw)
+				c.ClassicLogin(eve.id, eve.pw)
 			}
 			stop := make(chan struct{})
 			defer close(stop)
@@ -245,12 +245,12 @@ func TestFrameTimeout(t *testing.T) {
 			by.chat()
 		})
 	}
-	ts.wantLimit(t, "frame_timeout", len(tests))
+	wantLimit(t, ts, "frame_timeout", len(tests))
 }
 
 func TestIdleTimeout(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	ts := startServer(t, func(c *server.Config) { c.IdleTimeout = idle })
+	ts := wiretest.StartServer(t, func(c *server.Config) { c.IdleTimeout = idle })
 	by := newBystanders(t, ts)
 	silent, pinger, classic := newUser(t, ts, "silent"), newUser(t, ts, "pinger"), newUser(t, ts, "classic")
 
@@ -269,12 +269,12 @@ func TestIdleTimeout(t *testing.T) {
 				return
 			case <-time.After(idle / 6):
 			}
-			alive.nc.SetWriteDeadline(time.Now().Add(readTimeout))
-			if _, err := alive.nc.Write([]byte(`{"msgid":18,"rid":1}`)); err != nil {
+			alive.NC.SetWriteDeadline(time.Now().Add(readTimeout))
+			if _, err := alive.NC.Write([]byte(`{"msgid":18,"rid":1}`)); err != nil {
 				pinged <- err
 				return
 			}
-			l, err := alive.readLine(readTimeout)
+			l, err := alive.ReadLine(readTimeout)
 			if err != nil || !strings.Contains(l, `"req":18`) {
 				pinged <- fmt.Errorf("ping: %q, %v", l, err)
 				return
@@ -286,67 +286,67 @@ func TestIdleTimeout(t *testing.T) {
 	expectCut(t, quietWS, 3)
 	by.chat()
 	// The pinging session outlives a few more idle periods.
-	n := ts.limitCount(t, "idle_timeout")
+	n := limitCount(t, ts, "idle_timeout")
 	time.Sleep(3 * idle) // not waiting for a condition: time must pass to show what is NOT cut
 	close(stop)
 	if err := <-pinged; err != nil {
 		t.Fatalf("the pinging native session was cut: %v", err)
 	}
-	old.ping()
+	old.Ping()
 	by.chat()
-	if got := ts.limitCount(t, "idle_timeout"); n != 2 || got != 2 {
+	if got := limitCount(t, ts, "idle_timeout"); n != 2 || got != 2 {
 		t.Errorf("chat_conn_limits_total{limit=idle_timeout} = %v then %v, want 2", n, got)
 	}
 }
 
 func TestConnsPerAddr(t *testing.T) {
 	const max = 5
-	ts := startServer(t, func(c *server.Config) { c.MaxConnsPerAddr = max })
+	ts := wiretest.StartServer(t, func(c *server.Config) { c.MaxConnsPerAddr = max })
 	by := newBystanders(t, ts) // from 127.0.0.1
-	var held []*client
+	var held []*wiretest.Conn
 	for range max {
-		c := dialFrom(t, ts.addr, "127.0.0.2")
-		c.ping() // admitted: answered (errno 8, not logged in)
+		c := dialFrom(t, ts.TCP, "127.0.0.2")
+		c.Ping() // admitted: answered (errno 8, not logged in)
 		held = append(held, c)
 	}
 	by.chat()
-	over := dialFrom(t, ts.addr, "127.0.0.2")
+	over := dialFrom(t, ts.TCP, "127.0.0.2")
 	expectCut(t, over, 12)
 	by.chat()
 	// Another address is not affected.
-	other := dialFrom(t, ts.addr, "127.0.0.3")
-	other.ping()
+	other := dialFrom(t, ts.TCP, "127.0.0.3")
+	other.Ping()
 	// A freed slot is taken again.
-	held[0].nc.Close()
+	held[0].NC.Close()
 	waitAdmitted(t, ts, "127.0.0.2")
 	by.chat()
-	if n := ts.limitCount(t, "per_addr"); n < 1 {
+	if n := limitCount(t, ts, "per_addr"); n < 1 {
 		t.Errorf("chat_conn_limits_total{limit=per_addr} = %v", n)
 	}
 }
 
 func TestPreloginCap(t *testing.T) {
 	const max = 3
-	ts := startServer(t, func(c *server.Config) { c.MaxPrelogin = max })
+	ts := wiretest.StartServer(t, func(c *server.Config) { c.MaxPrelogin = max })
 	by := newBystanders(t, ts)
 	eve := newUser(t, ts, "eve")
 	testenv.WaitFor(t, readTimeout, "no connection waiting to log in", func() bool {
-		return ts.metric(t, "chat_connections_prelogin") == 0
+		return metric(t, ts, "chat_connections_prelogin") == 0
 	})
-	var held []*client
+	var held []*wiretest.Conn
 	for range max {
-		c := dialFrom(t, ts.addr, "127.0.0.4")
-		c.ping()
+		c := dialFrom(t, ts.TCP, "127.0.0.4")
+		c.Ping()
 		held = append(held, c)
 	}
-	over := dialFrom(t, ts.addr, "127.0.0.5")
+	over := dialFrom(t, ts.TCP, "127.0.0.5")
 	expectCut(t, over, 9)
 	by.chat()
 	// Logging in leaves the not-logged-in count: room for one more.
-	held[0].classicLogin(eve.id, eve.pw)
+	held[0].ClassicLogin(eve.id, eve.pw)
 	waitAdmitted(t, ts, "127.0.0.5")
 	by.chat()
-	if n := ts.limitCount(t, "prelogin"); n < 1 {
+	if n := limitCount(t, ts, "prelogin"); n < 1 {
 		t.Errorf("chat_conn_limits_total{limit=prelogin} = %v", n)
 	}
 }
@@ -356,7 +356,7 @@ func TestPreloginCap(t *testing.T) {
 // counts that address; nobody else can claim one, and the trusted proxy
 // must send it.
 func TestProxyProtocol(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) {
+	ts := wiretest.StartServer(t, func(c *server.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
 		c.ProxyProtocol = true
 		c.MaxConnsPerAddr = 2
@@ -369,44 +369,44 @@ func TestProxyProtocol(t *testing.T) {
 		b = append(b, 127, 0, 0, 1, 0x9c, 0x40, 0x17, 0x70)
 		return string(b)
 	}
-	viaProxy := func(t *testing.T, header string) *client {
-		c := dialFrom(t, ts.addr, "127.0.0.2")
-		c.send(header)
+	viaProxy := func(t *testing.T, header string) *wiretest.Conn {
+		c := dialFrom(t, ts.TCP, "127.0.0.2")
+		c.Send(header)
 		return c
 	}
 
 	// Two connections of 203.0.113.7, one in each version, fill its cap.
 	a1 := viaProxy(t, v1("203.0.113.7"))
-	a1.ping()
+	a1.Ping()
 	a2 := viaProxy(t, v2("203.0.113.7"))
-	a2.ping()
+	a2.Ping()
 	by.chat()
 	expectCut(t, viaProxy(t, v1("203.0.113.7")+`{"msgid":18}`), 12)
-	if !strings.Contains(ts.logs.String(), "remote=203.0.113.7") {
+	if !strings.Contains(ts.Logs.String(), "remote=203.0.113.7") {
 		t.Errorf("the refusal is not logged with the client's address")
 	}
 	// Other clients of the same proxy are other addresses.
-	viaProxy(t, v2("198.51.100.1")).ping()
-	viaProxy(t, v1("198.51.100.2")).ping()
+	viaProxy(t, v2("198.51.100.1")).Ping()
+	viaProxy(t, v1("198.51.100.2")).Ping()
 	by.chat()
 
 	t.Run("trusted proxy without header", func(t *testing.T) {
-		c := dialFrom(t, ts.addr, "127.0.0.2")
-		c.sendf(`{"msgid":18,"rid":1}`)
-		if got := c.expectClosed(); got != "" {
+		c := dialFrom(t, ts.TCP, "127.0.0.2")
+		c.Sendf(`{"msgid":18,"rid":1}`)
+		if got := c.ExpectClosed(); got != "" {
 			t.Errorf("got %q before the close", got)
 		}
 	})
 	t.Run("header from an untrusted peer", func(t *testing.T) {
-		c := dialFrom(t, ts.addr, "127.0.0.3")
-		c.send(v1("198.51.100.3"))
-		c.expectClosed() // garbage to the JSON reader
+		c := dialFrom(t, ts.TCP, "127.0.0.3")
+		c.Send(v1("198.51.100.3"))
+		c.ExpectClosed() // garbage to the JSON reader
 	})
 	t.Run("malformed header", func(t *testing.T) {
-		viaProxy(t, "PROXY TCP4 nonsense\r\n").expectClosed()
+		viaProxy(t, "PROXY TCP4 nonsense\r\n").ExpectClosed()
 	})
 	by.chat()
-	if n := ts.limitCount(t, "handshake"); n != 2 {
+	if n := limitCount(t, ts, "handshake"); n != 2 {
 		t.Errorf("chat_conn_limits_total{limit=handshake} = %v, want 2", n)
 	}
 }
@@ -415,22 +415,22 @@ func TestProxyProtocol(t *testing.T) {
 // too, by the address a trusted proxy (here 127.0.0.1) names in
 // X-Forwarded-For; another peer's X-Forwarded-For is not believed.
 func TestConnsPerAddrWebSocket(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) {
+	ts := wiretest.StartServer(t, func(c *server.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		c.MaxConnsPerAddr = 2
 	})
 	by := newBystanders(t, ts)
 	for range 2 {
-		dialWSFrom(t, ts, "127.0.0.1", "203.0.113.9").ping()
+		dialWSFrom(t, ts, "127.0.0.1", "203.0.113.9").Ping()
 	}
 	expectCut(t, dialWSFrom(t, ts, "127.0.0.1", "203.0.113.9"), 12)
 	by.chat()
-	dialWSFrom(t, ts, "127.0.0.1", "198.51.100.1").ping() // another client of the proxy
+	dialWSFrom(t, ts, "127.0.0.1", "198.51.100.1").Ping() // another client of the proxy
 	// An untrusted peer cannot pose as a fresh address: its own counts.
-	dialWSFrom(t, ts, "127.0.0.6", "192.0.2.1").ping()
-	dialWSFrom(t, ts, "127.0.0.6", "192.0.2.2").ping()
+	dialWSFrom(t, ts, "127.0.0.6", "192.0.2.1").Ping()
+	dialWSFrom(t, ts, "127.0.0.6", "192.0.2.2").Ping()
 	expectCut(t, dialWSFrom(t, ts, "127.0.0.6", "192.0.2.3"), 12)
-	if !strings.Contains(ts.logs.String(), "remote=203.0.113.9") {
+	if !strings.Contains(ts.Logs.String(), "remote=203.0.113.9") {
 		t.Errorf("the refusal is not logged with the client's address")
 	}
 	by.chat()
@@ -441,7 +441,7 @@ func TestConnsPerAddrWebSocket(t *testing.T) {
 // by nature, outlives the read and write timeouts (they end at the upgrade).
 func TestHTTPLimits(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	ts := startServer(t, func(c *server.Config) {
+	ts := wiretest.StartServer(t, func(c *server.Config) {
 		c.HTTPReadHeaderTimeout, c.HTTPReadTimeout, c.HTTPWriteTimeout = timeout, timeout, timeout
 	})
 	alice, bob := newUser(t, ts, "alice"), newUser(t, ts, "bob")
@@ -449,7 +449,7 @@ func TestHTTPLimits(t *testing.T) {
 	tcp, _ := bob.native(t, ts)
 
 	t.Run("headers over 16 KiB", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", "http://"+ts.http+"/healthz", nil)
+		req, _ := http.NewRequest("GET", "http://"+ts.HTTP+"/healthz", nil)
 		req.Header.Set("X-Junk", strings.Repeat("j", 20<<10))
 		resp, err := (&http.Client{Timeout: readTimeout}).Do(req)
 		if err != nil {
@@ -461,13 +461,13 @@ func TestHTTPLimits(t *testing.T) {
 		}
 	})
 	t.Run("headers never finished", func(t *testing.T) {
-		c := dial(t, ts.http)
-		c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n")
-		c.expectClosed()
+		c := wiretest.Dial(t, ts.HTTP, readTimeout)
+		c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+		c.ExpectClosed()
 	})
 	time.Sleep(3 * timeout) // not waiting for a condition: time must pass to show what is NOT cut
-	ws.call(6, `{"msgid":6,"to":%d,"msg":"still here","cmid":"w1"}`, bob.id)
-	tcp.expect(6, "msg", "still here")
-	tcp.call(6, `{"msgid":6,"to":%d,"msg":"and back","cmid":"t1"}`, alice.id)
-	ws.expect(6, "msg", "and back")
+	ws.Call(6, `{"msgid":6,"to":%d,"msg":"still here","cmid":"w1"}`, bob.id)
+	tcp.Expect(6, "msg", "still here")
+	tcp.Call(6, `{"msgid":6,"to":%d,"msg":"and back","cmid":"t1"}`, alice.id)
+	ws.Expect(6, "msg", "and back")
 }

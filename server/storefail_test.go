@@ -64,14 +64,14 @@ func (f *flakyStore) refusedFor(user int64) bool {
 }
 
 // startFlaky starts a server on a flakyStore.
-func startFlaky(tb testing.TB, transient bool, edit func(*server.Config)) (*testServer, *flakyStore) {
+func startFlaky(tb testing.TB, transient bool, edit func(*server.Config)) (*wiretest.Server, *flakyStore) {
 	tb.Helper()
 	var flaky *flakyStore
 	w := wiretest.StartServerStore(tb, edit, func(st clusterchat.Store) clusterchat.Store {
 		flaky = &flakyStore{Store: st, transient: transient}
 		return flaky
 	})
-	return &testServer{Server: w.Server(), addr: w.TCP, http: w.HTTP, db: w.DB, logs: w.Logs}, flaky
+	return w, flaky
 }
 
 // TestCommitterStoreFailure: while the store refuses appends, every sender
@@ -95,20 +95,20 @@ func TestCommitterStoreFailure(t *testing.T) {
 			bc, _ := bob.classic(t, ts)
 
 			flaky.failAppend.Store(true)
-			rid := an.req(`{"msgid":6,"to":%d,"msg":"refused","cmid":"r1"}`, bob.id)
-			an.expect(11, "req", 6, "rid", rid, "errno", clusterchat.EUNAVAILABLE)
-			cc.sendf(`{"msgid":6,"id":%d,"name":"carol","to":%d,"msg":"refused too"}`, carol.id, bob.id)
-			if o := cc.expectErr(6, clusterchat.EUNAVAILABLE); o.has("rid") {
-				t.Fatalf("classic error reply carries rid: %s", o.raw)
+			rid := an.Req(`{"msgid":6,"to":%d,"msg":"refused","cmid":"r1"}`, bob.id)
+			an.Expect(11, "req", 6, "rid", rid, "errno", clusterchat.EUNAVAILABLE)
+			cc.Sendf(`{"msgid":6,"id":%d,"name":"carol","to":%d,"msg":"refused too"}`, carol.id, bob.id)
+			if o := cc.ExpectErr(6, clusterchat.EUNAVAILABLE); o.Has("rid") {
+				t.Fatalf("classic error reply carries rid: %s", o.Raw)
 			}
-			bc.ping() // nothing was delivered to bob
+			bc.Ping() // nothing was delivered to bob
 
 			flaky.failAppend.Store(false)
-			an.call(6, `{"msgid":6,"to":%d,"msg":"accepted","cmid":"r1"}`, bob.id).check(t, "seq", 1)
-			bc.expect(6, "id", alice.id, "msg", "accepted")
-			cc.sendf(`{"msgid":6,"id":%d,"name":"carol","to":%d,"msg":"accepted too"}`, carol.id, bob.id)
-			bc.expect(6, "id", carol.id, "msg", "accepted too")
-			an.call(14, `{"msgid":14,"to":%d,"after":0}`, bob.id).check(t, "last", 1)
+			an.Call(6, `{"msgid":6,"to":%d,"msg":"accepted","cmid":"r1"}`, bob.id).Check(t, "seq", 1)
+			bc.Expect(6, "id", alice.id, "msg", "accepted")
+			cc.Sendf(`{"msgid":6,"id":%d,"name":"carol","to":%d,"msg":"accepted too"}`, carol.id, bob.id)
+			bc.Expect(6, "id", carol.id, "msg", "accepted too")
+			an.Call(14, `{"msgid":14,"to":%d,"after":0}`, bob.id).Check(t, "last", 1)
 		})
 	}
 }
@@ -126,18 +126,18 @@ func TestCursorPutBack(t *testing.T) {
 	// bob's moves are refused at least once whenever they are tried.
 	flaky.failCursors.Store(true)
 	for _, text := range []string{"one", "two"} {
-		an.call(6, `{"msgid":6,"to":%d,"msg":%q,"cmid":%q}`, bob.id, text, text)
-		bc.expect(6, "id", alice.id, "msg", text)
+		an.Call(6, `{"msgid":6,"to":%d,"msg":%q,"cmid":%q}`, bob.id, text, text)
+		bc.Expect(6, "id", alice.id, "msg", text)
 	}
-	bc.sendf(`{"msgid":3,"id":%d}`, bob.id) // logout saves the cursors: refused
-	bc.ping()
+	bc.Sendf(`{"msgid":3,"id":%d}`, bob.id) // logout saves the cursors: refused
+	bc.Ping()
 	testenv.WaitFor(t, readTimeout, "bob's delivered cursor refused by the store", func() bool {
 		return flaky.refusedFor(bob.id)
 	})
 
 	flaky.failCursors.Store(false)
-	rep := bc.classicLogin(bob.id, bob.pw)
-	if rep.has("offlinemsg") {
-		t.Fatalf("messages already sent came back as offlinemsg: the refused cursor was lost: %s", rep.raw)
+	rep := bc.ClassicLogin(bob.id, bob.pw)
+	if rep.Has("offlinemsg") {
+		t.Fatalf("messages already sent came back as offlinemsg: the refused cursor was lost: %s", rep.Raw)
 	}
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -19,19 +18,20 @@ import (
 
 	chat "clusterchat/client"
 	"clusterchat/internal/testenv"
+	"clusterchat/internal/wiretest"
 	"clusterchat/internal/wsnet"
 	"clusterchat/server"
 )
 
 // dialTLS connects a raw client over TLS trusting ca.
-func dialTLS(tb testing.TB, addr string, ca *testenv.CA) *client {
+func dialTLS(tb testing.TB, addr string, ca *testenv.CA) *wiretest.Conn {
 	tb.Helper()
 	nc, err := tls.DialWithDialer(&net.Dialer{Timeout: readTimeout}, "tcp", addr, &tls.Config{RootCAs: ca.Pool()})
 	if err != nil {
 		tb.Fatalf("tls dial %s: %v", addr, err)
 	}
 	tb.Cleanup(func() { nc.Close() })
-	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+	return wiretest.New(tb, nc, readTimeout)
 }
 
 // serialAt is the serial number of the certificate the server at addr
@@ -39,8 +39,8 @@ func dialTLS(tb testing.TB, addr string, ca *testenv.CA) *client {
 func serialAt(tb testing.TB, addr string, ca *testenv.CA) *big.Int {
 	tb.Helper()
 	c := dialTLS(tb, addr, ca)
-	defer c.nc.Close()
-	return c.nc.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber
+	defer c.NC.Close()
+	return c.NC.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber
 }
 
 // goClient is a Go client (package client) over TLS, registered and
@@ -91,12 +91,12 @@ func expectMessage(tb testing.TB, c *chat.Client, text string) {
 func TestTLS(t *testing.T) {
 	ca := testenv.NewCA(t)
 	certFile, keyFile := ca.Issue(t, "127.0.0.1")
-	ts := startServer(t, func(c *server.Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
+	ts := wiretest.StartServer(t, func(c *server.Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 
-	alice, aid := goClient(t, ts.addr, ca, "alice")
-	bob, bid := goClient(t, ts.addr, ca, "bob")
+	alice, aid := goClient(t, ts.TCP, ca, "alice")
+	bob, bid := goClient(t, ts.TCP, ca, "bob")
 	if _, err := alice.Send(ctx, bid, "over tls"); err != nil {
 		t.Fatalf("send: %v", err)
 	}
@@ -107,16 +107,16 @@ func TestTLS(t *testing.T) {
 	expectMessage(t, alice, "and back")
 
 	// A raw native session over TLS gets the same protocol.
-	raw := dialTLS(t, ts.addr, ca)
-	raw.nativeLogin(bid, "pw-bob")
+	raw := dialTLS(t, ts.TCP, ca)
+	raw.NativeLogin(bid, "pw-bob")
 	if _, err := alice.Send(ctx, bid, "to every device"); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	raw.expect(6, "msg", "to every device")
+	raw.Expect(6, "msg", "to every device")
 	expectMessage(t, bob, "to every device")
 	hc := &http.Client{Timeout: readTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	httpsGet := func(t *testing.T, path string) string {
-		resp, err := hc.Get("https://" + ts.http + path)
+		resp, err := hc.Get("https://" + ts.HTTP + path)
 		if err != nil {
 			t.Fatalf("GET https %s: %v", path, err)
 		}
@@ -129,16 +129,16 @@ func TestTLS(t *testing.T) {
 	}
 
 	t.Run("plain TCP to the TLS port", func(t *testing.T) {
-		c := dial(t, ts.addr)
-		c.sendf(`{"msgid":4,"name":"plain","password":"x"}`)
-		c.expectClosed()
+		c := wiretest.Dial(t, ts.TCP, readTimeout)
+		c.Sendf(`{"msgid":4,"name":"plain","password":"x"}`)
+		c.ExpectClosed()
 		testenv.WaitFor(t, readTimeout, "the handshake failure counted", func() bool {
 			return limitIn(t, httpsGet(t, "/metrics"), "handshake") >= 1
 		})
 	})
 	t.Run("HTTPS", func(t *testing.T) {
 		httpsGet(t, "/healthz")
-		resp, err := (&http.Client{Timeout: readTimeout}).Get("http://" + ts.http + "/healthz")
+		resp, err := (&http.Client{Timeout: readTimeout}).Get("http://" + ts.HTTP + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -147,13 +147,13 @@ func TestTLS(t *testing.T) {
 		}
 	})
 	t.Run("reload", func(t *testing.T) {
-		first := serialAt(t, ts.addr, ca)
+		first := serialAt(t, ts.TCP, ca)
 		// SIGHUP's path: the new pair serves new connections at once.
 		second := ca.IssueTo(t, certFile, keyFile, "127.0.0.1")
-		if err := ts.ReloadTLS(); err != nil {
+		if err := ts.Server().ReloadTLS(); err != nil {
 			t.Fatalf("ReloadTLS: %v", err)
 		}
-		if got := serialAt(t, ts.addr, ca); got.Cmp(second) != 0 || got.Cmp(first) == 0 {
+		if got := serialAt(t, ts.TCP, ca); got.Cmp(second) != 0 || got.Cmp(first) == 0 {
 			t.Fatalf("after ReloadTLS the server presents serial %v, want %v", got, second)
 		}
 		// Open sessions keep going on the old handshake.
@@ -164,23 +164,23 @@ func TestTLS(t *testing.T) {
 		// A change on disk is picked up by itself.
 		third := ca.IssueTo(t, certFile, keyFile, "127.0.0.1")
 		testenv.WaitFor(t, readTimeout, "the changed certificate served", func() bool {
-			return serialAt(t, ts.addr, ca).Cmp(third) == 0
+			return serialAt(t, ts.TCP, ca).Cmp(third) == 0
 		})
 		// A broken pair is refused and the good one stays.
 		if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := ts.ReloadTLS(); err == nil {
+		if err := ts.Server().ReloadTLS(); err == nil {
 			t.Fatalf("ReloadTLS took a broken certificate")
 		}
-		if got := serialAt(t, ts.addr, ca); got.Cmp(third) != 0 {
+		if got := serialAt(t, ts.TCP, ca); got.Cmp(third) != 0 {
 			t.Fatalf("after a failed reload the server presents %v, want %v", got, third)
 		}
 	})
 }
 
 // dialTLSFrom is dialTLS from the loopback address src.
-func dialTLSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *client {
+func dialTLSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *wiretest.Conn {
 	tb.Helper()
 	d := &net.Dialer{Timeout: readTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
 	nc, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: ca.Pool()})
@@ -188,11 +188,11 @@ func dialTLSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *client {
 		tb.Fatalf("tls dial %s from %s: %v", addr, src, err)
 	}
 	tb.Cleanup(func() { nc.Close() })
-	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+	return wiretest.New(tb, nc, readTimeout)
 }
 
 // dialWSSFrom opens wss://addr/ws from the loopback address src.
-func dialWSSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *client {
+func dialWSSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *wiretest.Conn {
 	tb.Helper()
 	d := websocket.Dialer{
 		HandshakeTimeout: readTimeout,
@@ -207,7 +207,7 @@ func dialWSSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *client {
 	}
 	nc := wsnet.NewClient(ws)
 	tb.Cleanup(func() { nc.Close() })
-	return &client{tb: tb, nc: nc, br: bufio.NewReaderSize(nc, 128<<10)}
+	return wiretest.New(tb, nc, readTimeout)
 }
 
 // bystandersVia makes a bystander pair that chats through nginx's TLS
@@ -216,8 +216,8 @@ func dialWSSFrom(tb testing.TB, addr, src string, ca *testenv.CA) *client {
 // first of the pair, so the pair holds two connections of the address.
 func bystandersVia(tb testing.TB, ng *testenv.Nginx, ca *testenv.CA, more ...string) (*bystanders, []user) {
 	tb.Helper()
-	reg := func(c *client, name string) user {
-		return user{id: c.register(name, "pw-"+name), name: name, pw: "pw-" + name}
+	reg := func(c *wiretest.Conn, name string) user {
+		return user{id: c.Register(name, "pw-"+name), name: name, pw: "pw-" + name}
 	}
 	a := dialTLSFrom(tb, ng.StreamAddr(), "127.0.0.1", ca)
 	ua, ub := reg(a, "by-a"), reg(a, "by-b")
@@ -225,9 +225,9 @@ func bystandersVia(tb testing.TB, ng *testenv.Nginx, ca *testenv.CA, more ...str
 	for _, name := range more {
 		others = append(others, reg(a, name))
 	}
-	a.classicLogin(ua.id, ua.pw)
+	a.ClassicLogin(ua.id, ua.pw)
 	b := dialTLSFrom(tb, ng.StreamAddr(), "127.0.0.1", ca)
-	b.classicLogin(ub.id, ub.pw)
+	b.ClassicLogin(ub.id, ub.pw)
 	by := &bystanders{tb: tb, a: a, b: b, ua: ua, ub: ub}
 	by.chat()
 	return by, others
@@ -241,29 +241,29 @@ func bystandersVia(tb testing.TB, ng *testenv.Nginx, ca *testenv.CA, more ...str
 func TestBehindNginxTLS(t *testing.T) {
 	ca := testenv.NewCA(t)
 	cert, key := ca.Issue(t, "127.0.0.1")
-	ts := startServer(t, func(c *server.Config) {
+	ts := wiretest.StartServer(t, func(c *server.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} // nginx
 		c.ProxyProtocol = true
 		c.MaxConnsPerAddr = 3
 	})
-	ng := testenv.StartNginxTLS(t, []string{ts.addr}, []string{ts.http}, cert, key)
+	ng := testenv.StartNginxTLS(t, []string{ts.TCP}, []string{ts.HTTP}, cert, key)
 
 	by, _ := bystandersVia(t, ng, ca)
 
 	// 127.0.0.2 fills its cap with two chat connections and a WSS one...
 	for range 2 {
-		dialTLSFrom(t, ng.StreamAddr(), "127.0.0.2", ca).ping()
+		dialTLSFrom(t, ng.StreamAddr(), "127.0.0.2", ca).Ping()
 	}
-	dialWSSFrom(t, ng.HTTPAddr(), "127.0.0.2", ca).ping()
+	dialWSSFrom(t, ng.HTTPAddr(), "127.0.0.2", ca).Ping()
 	by.chat()
 	// ...and is refused on either, with the reply through nginx.
 	expectCut(t, dialTLSFrom(t, ng.StreamAddr(), "127.0.0.2", ca), 12)
 	expectCut(t, dialWSSFrom(t, ng.HTTPAddr(), "127.0.0.2", ca), 12)
 	by.chat()
 	// Another client of the same nginx is not.
-	dialTLSFrom(t, ng.StreamAddr(), "127.0.0.3", ca).ping()
-	dialWSSFrom(t, ng.HTTPAddr(), "127.0.0.3", ca).ping()
-	if !strings.Contains(ts.logs.String(), "remote=127.0.0.2") {
+	dialTLSFrom(t, ng.StreamAddr(), "127.0.0.3", ca).Ping()
+	dialWSSFrom(t, ng.HTTPAddr(), "127.0.0.3", ca).Ping()
+	if !strings.Contains(ts.Logs.String(), "remote=127.0.0.2") {
 		t.Errorf("the refusal is not logged with the client's address")
 	}
 	// The operator's endpoints are not served to the internet.
@@ -287,15 +287,15 @@ func TestBehindNginxTLS(t *testing.T) {
 func TestTLSHandshakesCount(t *testing.T) {
 	ca := testenv.NewCA(t)
 	cert, key := ca.Issue(t, "127.0.0.1")
-	ts := startServer(t, func(c *server.Config) {
+	ts := wiretest.StartServer(t, func(c *server.Config) {
 		c.TLSCert, c.TLSKey = cert, key
 		c.MaxConnsPerAddr = 2
 	})
 	hc := &http.Client{Timeout: readTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	for i := range 2 { // TCP connections that never say hello
-		dialFrom(t, ts.addr, "127.0.0.2")
+		dialFrom(t, ts.TCP, "127.0.0.2")
 		testenv.WaitFor(t, readTimeout, "the silent connection counted", func() bool {
-			resp, err := hc.Get("https://" + ts.http + "/metrics")
+			resp, err := hc.Get("https://" + ts.HTTP + "/metrics")
 			if err != nil {
 				return false
 			}
@@ -306,7 +306,7 @@ func TestTLSHandshakesCount(t *testing.T) {
 	}
 	tlsFrom := func(src string) error {
 		d := &net.Dialer{Timeout: readTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-		c, err := tls.DialWithDialer(d, "tcp", ts.addr, &tls.Config{RootCAs: ca.Pool()})
+		c, err := tls.DialWithDialer(d, "tcp", ts.TCP, &tls.Config{RootCAs: ca.Pool()})
 		if err == nil {
 			c.Close()
 		}

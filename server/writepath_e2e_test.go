@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"clusterchat/internal/wiretest"
 	"clusterchat/server"
 )
 
@@ -18,7 +20,7 @@ import (
 // chat message, which its friend must receive: the read loop never sits in
 // a write to the stalled socket, which could last WriteWait (a minute here).
 func TestReadLoopNeverWaitsOnWrites(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) { c.WriteWait = time.Minute })
+	ts := wiretest.StartServer(t, func(c *server.Config) { c.WriteWait = time.Minute })
 	alice, bob := newUser(t, ts, "alice"), newUser(t, ts, "bob")
 	b, _ := bob.native(t, ts)
 
@@ -27,13 +29,13 @@ func TestReadLoopNeverWaitsOnWrites(t *testing.T) {
 			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1) // as small as the kernel allows
 		})
 	}}
-	nc, err := d.Dial("tcp", ts.addr)
+	nc, err := d.Dial("tcp", ts.TCP)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	a := &client{tb: t, nc: nc, br: bufio.NewReaderSize(nc, 4096)}
-	a.nativeLogin(alice.id, alice.pw)
+	a := wiretest.Wrap(t, nc, bufio.NewReaderSize(nc, 4096), new(atomic.Int64), readTimeout)
+	a.NativeLogin(alice.id, alice.pw)
 
 	var reqs bytes.Buffer
 	for i := range 50000 {
@@ -44,5 +46,5 @@ func TestReadLoopNeverWaitsOnWrites(t *testing.T) {
 		nc.SetWriteDeadline(time.Now().Add(time.Minute))
 		nc.Write(reqs.Bytes()) // the server reads it all while alice reads nothing
 	}()
-	b.expect(6, "id", alice.id, "msg", "still served")
+	b.Expect(6, "id", alice.id, "msg", "still served")
 }
