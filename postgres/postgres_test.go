@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,4 +371,61 @@ func TestMigrateFromPrevious(t *testing.T) {
 	}
 	pool.Close()
 	storetest.CheckMigrated(t, mustOpen(t, dsn))
+}
+
+// BenchmarkAppendPairs appends as a server does under the chatbench
+// pingpong scenario: batches of 20 messages, each in another of 100 1:1
+// conversations that already exist, from 1 or 2 committers at once (the
+// conversations split between them, as Config.Committers does).
+func BenchmarkAppendPairs(b *testing.B) {
+	for _, committers := range []int{1, 2} {
+		b.Run("committers="+strconv.Itoa(committers), func(b *testing.B) {
+			s := mustOpen(b, testenv.StartPostgres(b))
+			c := context.Background()
+			const pairs = 100
+			var users []int64
+			for i := range 2 * pairs {
+				id, err := s.CreateUser(c, "u"+strconv.Itoa(i), "x")
+				if err != nil {
+					b.Fatal(err)
+				}
+				users = append(users, id)
+			}
+			var n atomic.Int64
+			batch := func(k int) []*clusterchat.Message {
+				msgs := make([]*clusterchat.Message, 20)
+				for i := range msgs {
+					p := (k*20 + i) % pairs
+					from, to := users[2*p], users[2*p+1]
+					msgs[i] = &clusterchat.Message{From: from, FromName: "u", To: to, Conv: clusterchat.DirectConv(from, to),
+						Body: "hello, this is a small message", CTime: "t", CMID: "c" + strconv.FormatInt(n.Add(1), 10)}
+				}
+				return msgs
+			}
+			for k := range pairs / 20 { // every conversation exists
+				if err := s.Append(c, batch(k)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := b.N / committers
+			for w := range committers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for k := range per {
+						// committer w owns the batches of every committers-th slot
+						if err := s.Append(c, batch(k*committers+w)); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(per*committers*20)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
 }

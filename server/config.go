@@ -20,9 +20,11 @@
 //     of the conversations) appends messages to the store in batches (group
 //     commit); a second goroutine per committer acknowledges and publishes
 //     each committed batch in order while the next one commits;
-//   - publications go to publisher workers chosen by channel, so one
-//     channel keeps its order, and each worker pipelines what has queued;
-//     with the in-process broker, 1:1 and user events are published inline;
+//   - publications queue per channel (publisher.go): a channel has at most
+//     one publish in flight, on its own short-lived goroutine, and what
+//     queued behind it goes out in the next one, so a channel keeps its
+//     order and no channel waits for another's publish; with the
+//     in-process broker, 1:1 and user events are published inline;
 //   - the broker calls Server.HandleMessage (from its goroutine or a
 //     publisher's); the hub delivers to local sessions without blocking: a
 //     classic session that sees a seq gap holds later deliveries and fills
@@ -50,8 +52,7 @@ type Config struct {
 	MaxQueue    int           // outbound queue per connection in bytes before the client counts as a slow consumer; default 4 MiB
 	WriteWait   time.Duration // longest a socket write (or a classic record's wait for the previous one to be sent) may block; default 10 s
 	BcryptCost  int           // password hashing cost; default bcrypt.DefaultCost
-	Publishers  int           // publisher workers; default 16
-	Committers  int           // concurrent store appends (group commits in flight); default 1, more for a networked store
+	Committers  int           // concurrent store appends (group commits in flight); 0: 2 on a clusterchat.NetworkStore, 1 on an embedded one
 	// LoginFailures failed password logins of one account from one client
 	// address within LoginWindow lock that account for that address (only)
 	// until the window ends; defaults 10 and 1 minute. Negative: off.
@@ -212,9 +213,6 @@ func (c *Config) setDefaults() {
 	if c.TokenSweep <= 0 {
 		c.TokenSweep = time.Hour
 	}
-	if c.Committers <= 0 {
-		c.Committers = 1
-	}
 	if c.WSPing <= 0 {
 		c.WSPing = 30 * time.Second
 	}
@@ -226,9 +224,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.StoreRetryBytes <= 0 {
 		c.StoreRetryBytes = 64 << 20
-	}
-	if c.Publishers <= 0 {
-		c.Publishers = 16
 	}
 	setDefault(&c.LoginTimeout, time.Minute)
 	setDefault(&c.FrameTimeout, 30*time.Second)

@@ -24,6 +24,7 @@ type metrics struct {
 	slowConsumers prometheus.Counter
 	gapFills      prometheus.Counter
 	publish       prometheus.Histogram
+	pubDropped    prometheus.Counter
 	storeAppend   prometheus.Histogram
 	batchSize     prometheus.Histogram
 	storeRetrying prometheus.Gauge
@@ -46,6 +47,7 @@ func newMetrics() *metrics {
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_slow_consumer_disconnects_total", Help: "Connections closed because their outbound queue was full."}),
 		gapFills:      prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_gap_fills_total", Help: "Classic-session delivery gaps (messages the broker dropped) filled from the store."}),
 		publish:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_broker_publish_seconds", Help: "Broker publish latency.", Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 12)}),
+		pubDropped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_broker_publish_dropped_total", Help: "Publications dropped because too many bytes waited for the broker (recipients catch up from the store)."}),
 		storeAppend:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_store_append_seconds", Help: "Store append (one batch, one commit) latency.", Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 12)}),
 		batchSize:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chat_store_append_batch_size", Help: "Messages per store commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 		storeRetrying: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chat_store_retrying", Help: "1 while store appends fail transiently and are being retried (an outage), else 0."}),
@@ -62,6 +64,7 @@ func newMetrics() *metrics {
 	f(m.slowConsumers)
 	f(m.gapFills)
 	f(m.publish)
+	f(m.pubDropped)
 	f(m.storeAppend)
 	f(m.batchSize)
 	f(m.storeRetrying)

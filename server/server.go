@@ -54,8 +54,7 @@ type Server struct {
 	syncBroker bool        // the broker delivers within Publish (inmem): publish inline
 	commits    []chan *job // one per committer
 	commitWG   sync.WaitGroup
-	pubs       []chan pubJob
-	pubWG      sync.WaitGroup
+	pub        *publisher
 
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
@@ -149,18 +148,23 @@ func (s *Server) Open() error {
 	if lb, ok := s.Broker.(clusterchat.InProcessBroker); ok && lb.InProcess() {
 		s.syncBroker = true
 	}
+	if s.cfg.Committers <= 0 {
+		// An embedded store commits one batch at a time whatever we do. A
+		// networked one overlaps two: one batch's statement runs while
+		// the other's commit waits for its fsync (PostgreSQL group commit),
+		// each committer owning its share of the conversations.
+		s.cfg.Committers = 1
+		if _, ok := s.Store.(clusterchat.NetworkStore); ok {
+			s.cfg.Committers = 2
+		}
+	}
 	s.commits = make([]chan *job, s.cfg.Committers)
 	for i := range s.commits {
 		s.commits[i] = make(chan *job, 4*maxBatch)
 		s.commitWG.Add(1)
 		go s.runCommitter(s.commits[i])
 	}
-	s.pubs = make([]chan pubJob, s.cfg.Publishers)
-	for i := range s.pubs {
-		s.pubs[i] = make(chan pubJob, 1024)
-		s.pubWG.Add(1)
-		go s.runPublisher(s.pubs[i])
-	}
+	s.pub = newPublisher(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
 	s.bgWG.Add(2)
@@ -287,10 +291,7 @@ func (s *Server) Close() error {
 				close(c)
 			}
 			s.commitWG.Wait()
-			for _, p := range s.pubs {
-				close(p)
-			}
-			s.pubWG.Wait()
+			s.pub.close()
 			s.wg.Wait() // flushers started by the last deliveries
 			s.bgCancel()
 			s.bgWG.Wait()

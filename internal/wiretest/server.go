@@ -30,6 +30,7 @@ type Server struct {
 	cfg    server.Config
 	logger *slog.Logger
 	wrap   func(clusterchat.Store) clusterchat.Store
+	wrapB  func(clusterchat.Broker) clusterchat.Broker
 
 	mu       sync.Mutex
 	srv      *server.Server
@@ -51,12 +52,18 @@ func StartServer(tb testing.TB, edit func(*server.Config)) *Server {
 // SQLite store underneath.
 func StartServerStore(tb testing.TB, edit func(*server.Config), wrap func(clusterchat.Store) clusterchat.Store) *Server {
 	tb.Helper()
+	return startServer(tb, edit, wrap, nil)
+}
+
+func startServer(tb testing.TB, edit func(*server.Config), wrap func(clusterchat.Store) clusterchat.Store,
+	wrapB func(clusterchat.Broker) clusterchat.Broker) *Server {
+	tb.Helper()
 	cfg := server.Config{Addr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", BcryptCost: 4, RateLimitsOff: true}
 	if edit != nil {
 		edit(&cfg)
 	}
 	logs := &LogBuffer{ch: make(chan []byte, 4096)}
-	s := &Server{tb: tb, cfg: cfg, Logs: logs, DB: filepath.Join(tb.TempDir(), "chat.db"), wrap: wrap,
+	s := &Server{tb: tb, cfg: cfg, Logs: logs, DB: filepath.Join(tb.TempDir(), "chat.db"), wrap: wrap, wrapB: wrapB,
 		logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	store, err := sqlite.Open(s.DB, s.logger)
 	if err != nil {
@@ -72,6 +79,15 @@ func StartServerStore(tb testing.TB, edit func(*server.Config), wrap func(cluste
 	})
 	s.Start()
 	return s
+}
+
+// StartServerBroker is StartServer with the server's broker (the
+// in-memory one) wrapped by wrap: a broker that is slow on demand, say. A
+// wrapper that does not implement clusterchat.InProcessBroker makes the
+// server publish as it does to Redis (marshalled envelopes, the publisher).
+func StartServerBroker(tb testing.TB, edit func(*server.Config), wrap func(clusterchat.Broker) clusterchat.Broker) *Server {
+	tb.Helper()
+	return startServer(tb, edit, nil, wrap)
 }
 
 // Server returns the running server (nil after Stop).
@@ -93,6 +109,9 @@ func (s *Server) Start() {
 	srv.Store, srv.Broker, srv.Presence = s.Store, broker, presence
 	if s.wrap != nil {
 		srv.Store = s.wrap(s.Store)
+	}
+	if s.wrapB != nil {
+		srv.Broker = s.wrapB(broker)
 	}
 	var err error
 	for range 100 { // a closed listener's port may linger a moment
