@@ -24,7 +24,7 @@ func Decode(frame []byte, q *Request) error {
 		return clusterchat.Errorf(clusterchat.EINVALID, "a request must be a JSON object")
 	}
 	d := decoder{b: frame, syntax: -1, depth: 1}
-	d.object(q)
+	d.members(func(key []byte) { d.field(q, key) })
 	if d.syntax < 0 && d.ws(d.i) != len(d.b) {
 		d.fail(d.ws(d.i))
 	}
@@ -75,8 +75,10 @@ func (d *decoder) ws(i int) int {
 	return i
 }
 
-// object decodes the object at d.i (a '{') into q.
-func (d *decoder) object(q *Request) {
+// members passes over the object at d.i (a '{'), calling field with d.i at
+// each member's value, which field must pass over (Decode's and
+// ScanFrame's objects differ only in their fields).
+func (d *decoder) members(field func(key []byte)) {
 	d.i = d.ws(d.i + 1)
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
@@ -91,7 +93,7 @@ func (d *decoder) object(q *Request) {
 		if !ok || !d.colon() {
 			return
 		}
-		d.field(q, key)
+		field(key)
 		if !d.afterValue('}') {
 			return
 		}
@@ -242,18 +244,24 @@ func lookup(key []byte) int {
 	return fNone
 }
 
-// lookupFold matches key as encoding/json does when no name matches
-// exactly: under Unicode simple case folding. The names are lower-case
-// ASCII, whose only non-ASCII fold partners are K (U+212A) for k and ſ
-// (U+017F) for s.
-func lookupFold(key []byte) int {
-	var buf [16]byte
+// foldKey folds key into buf as encoding/json matches a name when none
+// matches exactly: under Unicode simple case folding. The names (of lookup
+// and viewLookup) are lower-case ASCII of at most 16 bytes, whose only
+// non-ASCII fold partners are K (U+212A) for k and ſ (U+017F) for s; ok is
+// false for a key that cannot fold to such a name, or that folding leaves
+// as it is (its exact lookup failed already: most unknown keys).
+func foldKey(key []byte, buf *[16]byte) (folded []byte, ok bool) {
 	out := buf[:0]
+	changed := false
 	for i := 0; i < len(key); {
+		if len(out) == len(buf) {
+			return nil, false
+		}
 		c := key[i]
 		if c < utf8.RuneSelf {
 			if 'A' <= c && c <= 'Z' {
 				c += 'a' - 'A'
+				changed = true
 			}
 			out = append(out, c)
 			i++
@@ -266,49 +274,39 @@ func lookupFold(key []byte) int {
 		case '\u017f':
 			out = append(out, 's')
 		default:
-			return fNone
+			return nil, false
 		}
+		changed = true
 		i += n
 	}
-	return lookup(out)
+	return out, changed
 }
 
 // field decodes the value at d.i into q's field named key.
 func (d *decoder) field(q *Request, key []byte) {
 	f := lookup(key)
 	if f == fNone {
-		f = lookupFold(key)
+		var buf [16]byte
+		if folded, ok := foldKey(key, &buf); ok {
+			f = lookup(folded)
+		}
 	}
-	if f == fNone || d.i >= len(d.b) {
+	if f == fNone || d.i >= len(d.b) || d.b[d.i] == 'n' { // null leaves the field alone
 		d.skip()
 		return
 	}
-	c := d.b[d.i]
-	if c == 'n' { // null leaves the field alone
-		d.skip()
-		return
-	}
+	name := fieldNames[f]
 	switch f {
 	case fPrivate:
-		switch c {
-		case 't':
-			d.literal("true")
-			q.Private = d.syntax < 0
-		case 'f':
-			d.literal("false")
-			q.Private = false
-		default:
-			d.wrongType(f)
+		if v, ok := d.boolValue(name); ok {
+			q.Private = v
 		}
 	case fName, fPassword, fToken, fMsg, fTime, fGroupName, fGroupDesc, fCMID, fConv, fRole, fHistory, fNewPassword, fCursor:
-		if c != '"' {
-			d.wrongType(f)
-			return
-		}
-		s, ok := d.string()
+		b, ok := d.stringValue(name)
 		if !ok {
 			return
 		}
+		s := string(b)
 		switch f {
 		case fName:
 			q.Name = s
@@ -338,17 +336,8 @@ func (d *decoder) field(q *Request, key []byte) {
 			q.Cursor = s
 		}
 	default:
-		if c != '-' && (c < '0' || c > '9') {
-			d.wrongType(f)
-			return
-		}
-		start := d.i
-		if !d.number() {
-			return
-		}
-		v, err := strconv.ParseInt(string(d.b[start:d.i]), 10, 64)
-		if err != nil { // a fraction, an exponent or out of range
-			d.badType(f)
+		v, ok := d.intValue(name)
+		if !ok {
 			return
 		}
 		switch f {
@@ -380,34 +369,84 @@ func (d *decoder) field(q *Request, key []byte) {
 	}
 }
 
-// wrongType skips a value of the wrong kind for field f.
-func (d *decoder) wrongType(f int) {
+// The values of fields (a field named name at d.i, not null): each reads a
+// value of its type, or passes over one of another type and records name
+// as wrongly typed (ok false either way, and on a syntax error).
+
+// boolValue reads true or false.
+func (d *decoder) boolValue(name string) (v, ok bool) {
+	switch d.b[d.i] {
+	case 't':
+		d.literal("true")
+		return true, d.syntax < 0
+	case 'f':
+		d.literal("false")
+		return false, d.syntax < 0
+	}
 	d.skip()
-	d.badType(f)
+	d.badName(name)
+	return false, false
 }
 
-func (d *decoder) badType(f int) {
+// stringValue reads a string (bytes: a slice of d.b when it can).
+func (d *decoder) stringValue(name string) ([]byte, bool) {
+	if d.b[d.i] != '"' {
+		d.skip()
+		d.badName(name)
+		return nil, false
+	}
+	return d.bytes()
+}
+
+// intValue reads an integer; a fraction, an exponent or a number out of
+// int64's range is wrongly typed, as encoding/json has it.
+func (d *decoder) intValue(name string) (int64, bool) {
+	if c := d.b[d.i]; c != '-' && (c < '0' || c > '9') {
+		d.skip()
+		d.badName(name)
+		return 0, false
+	}
+	start := d.i
+	if !d.number() {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(d.b[start:d.i]), 10, 64)
+	if err != nil {
+		d.badName(name)
+		return 0, false
+	}
+	return v, true
+}
+
+// badName records name as the first wrongly typed field, unless there was
+// one already or a syntax error.
+func (d *decoder) badName(name string) {
 	if d.badField == "" && d.syntax < 0 {
-		d.badField = fieldNames[f]
+		d.badField = name
 	}
 }
 
-// string reads the string at d.i (a '"').
-func (d *decoder) string() (string, bool) {
+// bytes reads the string at d.i (a '"'): a slice of d.b when it has no
+// escape and is valid UTF-8 (no allocation), else slowString's copy.
+func (d *decoder) bytes() ([]byte, bool) {
 	start := d.i + 1
+	ascii := true
 	for j := start; j < len(d.b); j++ {
-		c := d.b[j]
-		if c == '"' {
+		switch c := d.b[j]; {
+		case c == '"':
+			if !ascii && !utf8.Valid(d.b[start:j]) {
+				return d.slowString()
+			}
 			d.i = j + 1
-			return string(d.b[start:j]), true
-		}
-		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
-			s, ok := d.slowString()
-			return string(s), ok
+			return d.b[start:j:j], true
+		case c == '\\' || c < 0x20:
+			return d.slowString()
+		case c >= utf8.RuneSelf:
+			ascii = false
 		}
 	}
 	d.fail(len(d.b))
-	return "", false
+	return nil, false
 }
 
 // slowString reads the string at d.i with escapes, validating UTF-8 as

@@ -200,7 +200,8 @@ type encRow struct {
 
 // checkEncodings checks rows: the exact bytes, that encoding/json reads
 // them, and that Decode (which must agree with encoding/json into Request)
-// or DecodeFrame gets the row's fields back. Every table of encoders in
+// or DecodeFrame gets the row's fields back (and ScanFrame the same as
+// DecodeFrame). Every table of encoders in
 // this package goes through it.
 func checkEncodings(t *testing.T, rows []encRow) {
 	t.Helper()
@@ -233,6 +234,7 @@ func checkEncodings(t *testing.T, rows []encRow) {
 				if !reflect.DeepEqual(f, *r.frame) {
 					t.Fatalf("client decoded\n got %+v\nwant %+v", f, *r.frame)
 				}
+				checkScan(t, r.got, &f)
 			}
 		})
 	}

@@ -165,7 +165,7 @@ func (p *peer) sent(st *stream) {
 // readLoop reads deliveries and acks until the connection closes.
 func (p *peer) readLoop(pingpong bool) {
 	defer p.e.wg.Done()
-	var f frame
+	var f proto.FrameView
 	e := p.e
 	for {
 		b, err := p.c.fr.Next()
@@ -175,29 +175,29 @@ func (p *peer) readLoop(pingpong bool) {
 			}
 			return
 		}
-		if err := parseFrame(b, &f); err != nil {
+		if err := proto.ScanFrame(b, &f); err != nil {
 			p.fail("parse: %v", err)
 			continue
 		}
-		switch f.msgid {
+		switch f.MsgID {
 		case proto.Reply:
-			if f.req != proto.OneChat && f.req != proto.GroupChat {
-				if f.errno != 0 {
-					p.fail("reply to msgid %d: errno %d %s", f.req, f.errno, f.err)
+			if f.Req != proto.OneChat && f.Req != proto.GroupChat {
+				if f.Errno != 0 {
+					p.fail("reply to msgid %d: errno %d %s", f.Req, f.Errno, f.Errmsg)
 				}
 				continue
 			}
-			si := int(f.rid >> ridShift)
+			si := int(f.RID >> ridShift)
 			if si < 0 || si >= len(p.streams) {
-				p.fail("ack with unknown rid %d", f.rid)
+				p.fail("ack with unknown rid %d", f.RID)
 				continue
 			}
 			st := p.streams[si]
-			if f.errno == 0 {
+			if f.Errno == 0 {
 				st.accepted.Add(1)
 				e.expected.Add(st.fanout)
 			} else {
-				p.fail("send refused: errno %d %s", f.errno, f.err)
+				p.fail("send refused: errno %d %s", f.Errno, f.Errmsg)
 			}
 			p.inflight.Add(-1)
 			e.inflight.Add(-1)
@@ -208,7 +208,7 @@ func (p *peer) readLoop(pingpong bool) {
 		case proto.OneChat, proto.GroupChat:
 			p.deliver(&f, pingpong)
 		case proto.Reconnect:
-			p.fail("server asked to reconnect: %s", f.msg)
+			p.fail("server asked to reconnect: %s", f.Msg)
 		}
 	}
 }
@@ -222,11 +222,11 @@ func (p *peer) fail(format string, args ...any) {
 
 // deliver checks one received chat message: its stream, its number (exactly
 // once, in order), the conversation seq (native), and records the latency.
-func (p *peer) deliver(f *frame, pingpong bool) {
+func (p *peer) deliver(f *proto.FrameView, pingpong bool) {
 	e := p.e
-	sid, n, ns, ok := parseText(f.msg)
+	sid, n, ns, ok := parseText(f.Msg)
 	if !ok {
-		p.fail("foreign message text %.40q", f.msg)
+		p.fail("foreign message text %.40q", f.Msg)
 		return
 	}
 	t := p.recv[int(sid)]
@@ -252,15 +252,15 @@ func (p *peer) deliver(f *frame, pingpong bool) {
 	} else {
 		t.maxN = n
 	}
-	if len(f.conv) > 0 && inOrder {
-		last, had := p.convSeq[string(f.conv)]
+	if len(f.Conv) > 0 && inOrder {
+		last, had := p.convSeq[string(f.Conv)]
 		switch {
 		case !had:
-			p.convSeq[string(f.conv)] = f.seq
-		case f.seq <= last:
+			p.convSeq[string(f.Conv)] = f.Seq
+		case f.Seq <= last:
 			p.reorder++
 		default:
-			p.convSeq[string(f.conv)] = f.seq
+			p.convSeq[string(f.Conv)] = f.Seq
 		}
 	}
 	p.hist.Record((e.now() - ns) / 1000)
@@ -288,6 +288,26 @@ func parseText(m []byte) (sid, n, ns int64, ok bool) {
 		m = m[i+1:]
 	}
 	return vals[0], vals[1], vals[2], vals[1] > 0
+}
+
+// atoi parses a decimal integer of a message text; anything else is 0.
+func atoi(b []byte) int64 {
+	var n int64
+	neg := false
+	for k, c := range b {
+		if k == 0 && c == '-' {
+			neg = true
+			continue
+		}
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		return -n
+	}
+	return n
 }
 
 // sendLoop keeps p's window full (closed loop) or follows the schedule of

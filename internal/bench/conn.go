@@ -25,13 +25,17 @@ type conn struct {
 	classic bool
 	mu      sync.Mutex
 	rid     int64
-	f       frame
+	f       proto.FrameView
 
 	user  int64 // account id
 	name  string
 	pass  string
 	token string
 }
+
+// maxFrame bounds one incoming JSON object. Replies are small, but a
+// login reply lists friends and groups, so allow more than a request.
+const maxFrame = 2 * clusterchat.MaxFrame
 
 // dial connects to addr from the loopback source address src ("" = any).
 func dial(ctx context.Context, addr, src string, bufSize int) (*conn, error) {
@@ -83,7 +87,7 @@ type classicReq interface {
 // call sends req, with a fresh rid when native, and waits for the reply with
 // msgid want (classic) or the same rid (native), skipping events in between.
 // The reply is left in c.f.
-func (c *conn) call(req classicReq, want int64) (*frame, error) {
+func (c *conn) call(req classicReq, want int) (*proto.FrameView, error) {
 	var b []byte
 	if c.classic {
 		b = req.AppendClassic(nil)
@@ -102,21 +106,21 @@ func (c *conn) call(req classicReq, want int64) (*frame, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := parseFrame(b, &c.f); err != nil {
+		if err := proto.ScanFrame(b, &c.f); err != nil {
 			return nil, err
 		}
 		if c.classic {
-			if c.f.msgid == want || c.f.msgid == proto.Reply {
+			if c.f.MsgID == want || c.f.MsgID == proto.Reply {
 				break
 			}
 			continue
 		}
-		if c.f.rid == c.rid && (c.f.msgid == want || c.f.msgid == proto.Reply) {
+		if c.f.RID == c.rid && (c.f.MsgID == want || c.f.MsgID == proto.Reply) {
 			break
 		}
 	}
-	if c.f.errno != 0 {
-		return &c.f, clusterchat.Errorf(int(c.f.errno), "msgid %d: %s", c.f.msgid, c.f.err)
+	if c.f.Errno != 0 {
+		return &c.f, clusterchat.Errorf(c.f.Errno, "msgid %d: %s", c.f.MsgID, c.f.Errmsg)
 	}
 	return &c.f, nil
 }
@@ -127,7 +131,7 @@ func (c *conn) register(name, pass string) error {
 	if err != nil {
 		return err
 	}
-	c.user, c.name, c.pass = f.id, name, pass
+	c.user, c.name, c.pass = f.ID, name, pass
 	return nil
 }
 
@@ -138,11 +142,11 @@ func (c *conn) login(id int64, pass, token string) error {
 		return err
 	}
 	c.user = id
-	if f.id != 0 {
-		c.user = f.id
+	if f.ID != 0 {
+		c.user = f.ID
 	}
-	if len(f.token) > 0 {
-		c.token = string(f.token)
+	if len(f.Token) > 0 {
+		c.token = string(f.Token)
 	}
 	return nil
 }
@@ -153,10 +157,10 @@ func (c *conn) createGroup(name string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if f.groupid == 0 {
+	if f.GroupID == 0 {
 		return 0, clusterchat.Errorf(clusterchat.EINVALID, "create group reply without groupid")
 	}
-	return f.groupid, nil
+	return f.GroupID, nil
 }
 
 // joinGroup joins group g.
