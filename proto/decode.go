@@ -25,21 +25,35 @@ func Decode(frame []byte, q *Request) error {
 	}
 	d := decoder{b: frame, syntax: -1, depth: 1}
 	d.members(func(key []byte) { d.field(q, key) })
-	if d.syntax < 0 && d.ws(d.i) != len(d.b) {
-		d.fail(d.ws(d.i))
-	}
-	if d.syntax >= 0 {
-		*q = Request{} // encoding/json checks the whole text before setting anything
-		return clusterchat.Errorf(clusterchat.EINVALID, "malformed JSON at offset %d", d.syntax)
-	}
-	if d.badField != "" {
-		// The other fields are set, so msgid and rid are when well typed.
-		return clusterchat.Errorf(clusterchat.EINVALID, "field %q has the wrong type or is out of range", d.badField)
+	if malformed, err := d.result(); err != nil {
+		if malformed {
+			*q = Request{}
+		}
+		// Otherwise the other fields are set, so msgid and rid are when
+		// well typed.
+		return err
 	}
 	if q.MsgID == 0 {
 		return clusterchat.Errorf(clusterchat.EINVALID, "missing msgid")
 	}
 	return nil
+}
+
+// result ends a pass over one object, which only blank may follow, with
+// the pass's error: malformed JSON (then the caller keeps nothing, as
+// encoding/json checks the whole text before setting anything) or the
+// first field of the wrong type (the others are set).
+func (d *decoder) result() (malformed bool, err error) {
+	if d.syntax < 0 && d.ws(d.i) != len(d.b) {
+		d.fail(d.ws(d.i))
+	}
+	if d.syntax >= 0 {
+		return true, clusterchat.Errorf(clusterchat.EINVALID, "malformed JSON at offset %d", d.syntax)
+	}
+	if d.badField != "" {
+		return false, clusterchat.Errorf(clusterchat.EINVALID, "field %q has the wrong type or is out of range", d.badField)
+	}
+	return false, nil
 }
 
 // maxDepth is encoding/json's nesting limit.
@@ -76,8 +90,9 @@ func (d *decoder) ws(i int) int {
 }
 
 // members passes over the object at d.i (a '{'), calling field with d.i at
-// each member's value, which field must pass over (Decode's and
-// ScanFrame's objects differ only in their fields).
+// each member's value that is not null (null leaves a field alone), which
+// field must pass over (Decode's and ScanFrame's objects differ only in
+// their fields).
 func (d *decoder) members(field func(key []byte)) {
 	d.i = d.ws(d.i + 1)
 	if d.i < len(d.b) && d.b[d.i] == '}' {
@@ -93,7 +108,11 @@ func (d *decoder) members(field func(key []byte)) {
 		if !ok || !d.colon() {
 			return
 		}
-		field(key)
+		if d.i < len(d.b) && d.b[d.i] != 'n' {
+			field(key)
+		} else {
+			d.skip()
+		}
 		if !d.afterValue('}') {
 			return
 		}
@@ -149,7 +168,8 @@ func (d *decoder) rawKey() ([]byte, bool) {
 	return nil, false
 }
 
-// The fields of Request, by wire name.
+// The fields of Request and of FrameView (ScanFrame), by wire name: one
+// name space for what clients and the server send.
 const (
 	fNone = iota
 	fMsgID
@@ -178,15 +198,37 @@ const (
 	fHistory
 	fNewPassword
 	fCursor
+	fReq // FrameView's alone from here on
+	fErrno
+	fRetryMS
+	fDup
+	fErrmsg
+	fCount
+
+	lastRequestField = fCursor
 )
 
 var fieldNames = [...]string{fMsgID: "msgid", fRID: "rid", fProto: "proto", fID: "id", fTo: "to", fToID: "toid",
 	fName: "name", fPassword: "password", fToken: "token", fMsg: "msg", fTime: "time", fFriendID: "friendid",
 	fGroupID: "groupid", fGroupName: "groupname", fGroupDesc: "groupdesc", fCMID: "cmid", fConv: "conv",
 	fAfter: "after", fBefore: "before", fLimit: "limit", fSeq: "seq",
-	fRole: "role", fPrivate: "private", fHistory: "history", fNewPassword: "newpassword", fCursor: "cursor"}
+	fRole: "role", fPrivate: "private", fHistory: "history", fNewPassword: "newpassword", fCursor: "cursor",
+	fReq: "req", fErrno: "errno", fRetryMS: "retry_ms", fDup: "dup", fErrmsg: "errmsg"}
 
+// lookup returns the field named key: exactly, else the one whose name key
+// folds to (foldKey), as encoding/json matches names; fNone for none.
 func lookup(key []byte) int {
+	if f := lookupExact(key); f != fNone {
+		return f
+	}
+	var buf [16]byte
+	if folded, ok := foldKey(key, &buf); ok {
+		return lookupExact(folded)
+	}
+	return fNone
+}
+
+func lookupExact(key []byte) int {
 	switch string(key) {
 	case "msgid":
 		return fMsgID
@@ -240,16 +282,26 @@ func lookup(key []byte) int {
 		return fNewPassword
 	case "cursor":
 		return fCursor
+	case "req":
+		return fReq
+	case "errno":
+		return fErrno
+	case "retry_ms":
+		return fRetryMS
+	case "dup":
+		return fDup
+	case "errmsg":
+		return fErrmsg
 	}
 	return fNone
 }
 
 // foldKey folds key into buf as encoding/json matches a name when none
-// matches exactly: under Unicode simple case folding. The names (of lookup
-// and viewLookup) are lower-case ASCII of at most 16 bytes, whose only
-// non-ASCII fold partners are K (U+212A) for k and ſ (U+017F) for s; ok is
-// false for a key that cannot fold to such a name, or that folding leaves
-// as it is (its exact lookup failed already: most unknown keys).
+// matches exactly: under Unicode simple case folding. The names are
+// lower-case ASCII of at most 16 bytes, whose only non-ASCII fold partners
+// are K (U+212A) for k and ſ (U+017F) for s; ok is false for a key that
+// cannot fold to such a name, or that folding leaves as it is (its exact
+// lookup failed already: most unknown keys).
 func foldKey(key []byte, buf *[16]byte) (folded []byte, ok bool) {
 	out := buf[:0]
 	changed := false
@@ -285,13 +337,7 @@ func foldKey(key []byte, buf *[16]byte) (folded []byte, ok bool) {
 // field decodes the value at d.i into q's field named key.
 func (d *decoder) field(q *Request, key []byte) {
 	f := lookup(key)
-	if f == fNone {
-		var buf [16]byte
-		if folded, ok := foldKey(key, &buf); ok {
-			f = lookup(folded)
-		}
-	}
-	if f == fNone || d.i >= len(d.b) || d.b[d.i] == 'n' { // null leaves the field alone
+	if f == fNone || f > lastRequestField {
 		d.skip()
 		return
 	}

@@ -17,7 +17,7 @@ func checkScan(t *testing.T, b []byte, f *Frame) {
 		t.Fatalf("ScanFrame: %v", err)
 	}
 	got := viewOf(&v)
-	want := viewJSON{MsgID: f.MsgID, RID: f.RID, Req: f.Req, Errno: f.Errno, RetryMS: f.RetryMS, ID: f.ID,
+	want := viewJSON{MsgID: int64(f.MsgID), RID: f.RID, Req: int64(f.Req), Errno: int64(f.Errno), RetryMS: f.RetryMS, ID: f.ID,
 		Seq: f.Seq, GroupID: f.GroupID, Dup: f.Dup, Conv: f.Conv, Msg: f.Msg, Token: f.Token, Errmsg: f.Errmsg}
 	if got != want {
 		t.Fatalf("ScanFrame\n got %+v\nwant %+v", got, want)
@@ -32,10 +32,10 @@ func viewOf(v *FrameView) viewJSON {
 
 // viewJSON is FrameView as encoding/json reads it.
 type viewJSON struct {
-	MsgID   int    `json:"msgid"`
+	MsgID   int64  `json:"msgid"`
 	RID     int64  `json:"rid"`
-	Req     int    `json:"req"`
-	Errno   int    `json:"errno"`
+	Req     int64  `json:"req"`
+	Errno   int64  `json:"errno"`
 	RetryMS int64  `json:"retry_ms"`
 	ID      int64  `json:"id"`
 	Seq     int64  `json:"seq"`

@@ -87,7 +87,7 @@ type classicReq interface {
 // call sends req, with a fresh rid when native, and waits for the reply with
 // msgid want (classic) or the same rid (native), skipping events in between.
 // The reply is left in c.f.
-func (c *conn) call(req classicReq, want int) (*proto.FrameView, error) {
+func (c *conn) call(req classicReq, want int64) (*proto.FrameView, error) {
 	var b []byte
 	if c.classic {
 		b = req.AppendClassic(nil)
@@ -120,7 +120,7 @@ func (c *conn) call(req classicReq, want int) (*proto.FrameView, error) {
 		}
 	}
 	if c.f.Errno != 0 {
-		return &c.f, clusterchat.Errorf(c.f.Errno, "msgid %d: %s", c.f.MsgID, c.f.Errmsg)
+		return &c.f, clusterchat.Errorf(int(c.f.Errno), "msgid %d: %s", c.f.MsgID, c.f.Errmsg)
 	}
 	return &c.f, nil
 }
