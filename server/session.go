@@ -29,7 +29,7 @@ type session struct {
 	ended  bool
 	groups []int64
 
-	soc socialState // relations cache, pending rename, search limit (friends.go)
+	soc socialState // relations cache (caches.go), pending rename, search limit (friends.go)
 
 	mu      sync.Mutex
 	holding bool        // deliveries wait in held: login reply not written yet, or a gap being filled
