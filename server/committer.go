@@ -333,7 +333,7 @@ func (s *Server) committed(j *job, acks map[*conn][]byte) {
 	}
 	if j.sess != nil && j.sess.native {
 		c := j.sess.c
-		acks[c] = appendNL(proto.AppendChatAck(acks[c], j.req, j.rid, m))
+		acks[c] = append(proto.AppendChatAck(acks[c], j.req, j.rid, m), '\n')
 	}
 	if m.Dup {
 		// The original was published when it was first accepted; whoever
@@ -346,9 +346,10 @@ func (s *Server) committed(j *job, acks map[*conn][]byte) {
 	if j.sess != nil {
 		e.origin = j.sess.sid
 	}
-	e.classic = appendNL(proto.AppendClassicChat(make([]byte, 0, 96+len(m.Body)), m))
-	e.native = appendNL(proto.AppendNativeChat(make([]byte, 0, 160+len(m.Body)), m))
-	if m.IsGroup() {
+	// Each with its newline: the bytes every recipient's connection writes.
+	e.classic = append(proto.AppendClassicChat(make([]byte, 0, 96+len(m.Body)), m), '\n')
+	e.native = append(proto.AppendNativeChat(make([]byte, 0, 160+len(m.Body)), m), '\n')
+	if m.GroupID != 0 {
 		s.publish(clusterchat.GroupChannel(m.GroupID), e)
 		return
 	}
