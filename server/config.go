@@ -52,7 +52,7 @@ type Config struct {
 	MaxQueue    int           // outbound queue per connection in bytes before the client counts as a slow consumer; default 4 MiB
 	WriteWait   time.Duration // longest a socket write (or a classic record's wait for the previous one to be sent) may block; default 10 s
 	BcryptCost  int           // password hashing cost; default bcrypt.DefaultCost
-	Committers  int           // concurrent store appends (group commits in flight); 0: 2 on a clusterchat.NetworkStore, 1 on an embedded one
+	Committers  int           // concurrent store appends (group commits in flight), each owning a share of the conversations; default 1
 	// LoginFailures failed password logins of one account from one client
 	// address within LoginWindow lock that account for that address (only)
 	// until the window ends; defaults 10 and 1 minute. Negative: off.

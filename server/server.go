@@ -149,14 +149,11 @@ func (s *Server) Open() error {
 		s.syncBroker = true
 	}
 	if s.cfg.Committers <= 0 {
-		// An embedded store commits one batch at a time whatever we do. A
-		// networked one overlaps two: one batch's statement runs while
-		// the other's commit waits for its fsync (PostgreSQL group commit),
-		// each committer owning its share of the conversations.
+		// One batch in flight, on every store: measured on PostgreSQL
+		// (BENCHMARKS.md, issue 12), two committers gained flood
+		// throughput a little and lost ping-pong throughput and latency
+		// (smaller batches, more commits for the same CPU).
 		s.cfg.Committers = 1
-		if _, ok := s.Store.(clusterchat.NetworkStore); ok {
-			s.cfg.Committers = 2
-		}
 	}
 	s.commits = make([]chan *job, s.cfg.Committers)
 	for i := range s.commits {

@@ -99,7 +99,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxBody, "max-body", envInt("CHAT_MAX_BODY", clusterchat.DefaultMaxBody), "longest chat message in bytes (env CHAT_MAX_BODY)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", envInt("CHAT_BCRYPT_COST", 10), "bcrypt cost for new passwords, 4-31 (env CHAT_BCRYPT_COST)")
 	fs.StringVar(&o.logLevel, "log-level", env("CHAT_LOG_LEVEL", "info"), "debug, info, warn or error (env CHAT_LOG_LEVEL)")
-	fs.IntVar(&o.committers, "committers", envInt("CHAT_COMMITTERS", 0), "store appends (group commits) in flight at once, each owning a share of the conversations; 0: 2 on PostgreSQL, 1 on an embedded store (env CHAT_COMMITTERS)")
+	fs.IntVar(&o.committers, "committers", envInt("CHAT_COMMITTERS", 1), "store appends (group commits) in flight at once, each owning a share of the conversations; more than 1 traded ping-pong latency for flood throughput on PostgreSQL here (BENCHMARKS.md) (env CHAT_COMMITTERS)")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "comma-separated browser origins (https://chat.example.com, or *) allowed to open /ws besides the page's own (env CHAT_ALLOWED_ORIGINS)")
 	fs.DurationVar(&o.storeRetry, "store-retry", envDur("CHAT_STORE_RETRY", 15*time.Second), "how long to retry a message batch through a store outage (restart, failover) before refusing with errno 9; negative: no retry (env CHAT_STORE_RETRY)")
 	fs.IntVar(&o.storeRetryBytes, "store-retry-bytes", envInt("CHAT_STORE_RETRY_BYTES", 64<<20), "bytes of messages held during a store outage before new ones are refused (env CHAT_STORE_RETRY_BYTES)")
