@@ -28,9 +28,15 @@ import (
 //     process, take turns, and a rollback gives the range back (no gaps).
 //     Rows are upserted in conversation order so two batches sharing
 //     conversations lock them in the same order and cannot deadlock.
-//   - ins: the messages, in batch order so ids grow with it.
-//   - parts: cursor rows for both users of each 1:1 conversation, taken
-//     after that conversation's lock.
+//     created (xmax = 0: the upsert inserted the row) marks a
+//     conversation's first message.
+//   - ins: the messages, in batch order so ids grow with it; it returns
+//     (id, conv, seq), and Append gives each conversation's seqs to its
+//     fresh messages in batch order (the order rn numbered them in).
+//   - parts: cursor rows for both users of a 1:1 conversation, made with
+//     its first message (1:1 cursor rows are never deleted), after that
+//     conversation's lock. Probing them on every append cost two index
+//     lookups per message for nothing.
 //
 // A concurrent append of the same (sender, cmid) that commits first makes
 // ins fail with a unique violation; the statement is rolled back whole and
@@ -61,7 +67,7 @@ WITH input AS (
 	INSERT INTO convs AS c (conv, last_seq)
 	SELECT conv, count(*) FROM fresh GROUP BY conv ORDER BY conv COLLATE "C"
 	ON CONFLICT (conv) DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq
-	RETURNING c.conv, c.last_seq
+	RETURNING c.conv, c.last_seq, (c.xmax = 0) AS created
 ), ins AS (
 	INSERT INTO messages (conv, seq, sender, sender_name, recipient, group_id, body, ctime, time, cmid)
 	SELECT f.conv, a.last_seq - f.n + f.rn, f.sender, f.sender_name, f.recipient, f.group_id, f.body, f.ctime, $9, f.cmid
@@ -70,15 +76,15 @@ WITH input AS (
 	RETURNING id, conv, seq
 ), parts AS (
 	INSERT INTO cursors (uid, conv)
-	SELECT p.uid, p.conv FROM unnest($10::bigint[], $11::text[]) AS p(uid, conv) JOIN alloc a ON a.conv = p.conv
+	SELECT p.uid, p.conv FROM unnest($10::bigint[], $11::text[]) AS p(uid, conv) JOIN alloc a ON a.conv = p.conv AND a.created
 	ORDER BY p.conv COLLATE "C", p.uid
 	ON CONFLICT (uid, conv) DO NOTHING
 )
 SELECT e.ord, true, e.id, e.conv, e.seq, e.sender, e.sender_name, e.recipient, e.group_id, e.body, e.ctime, e.time, e.cmid
 FROM existing e
 UNION ALL
-SELECT f.ord, false, i.id, i.conv, i.seq, 0, '', 0, 0, '', '', $9, NULL
-FROM fresh f JOIN alloc a ON a.conv = f.conv JOIN ins i ON i.conv = f.conv AND i.seq = a.last_seq - f.n + f.rn`
+SELECT 0, false, i.id, i.conv, i.seq, 0, '', 0, 0, '', '', $9, NULL
+FROM ins i`
 
 // Append commits msgs in one statement; see clusterchat.Store. msgs are
 // changed only when it succeeds.
@@ -171,6 +177,7 @@ func (s *Store) Append(ctx context.Context, msgs []*clusterchat.Message) error {
 		}
 		defer rows.Close()
 		got := 0
+		var fresh map[string][]result // by conversation, from ins
 		for rows.Next() {
 			var (
 				ord  int64
@@ -182,17 +189,38 @@ func (s *Store) Append(ctx context.Context, msgs []*clusterchat.Message) error {
 				&m.Body, &m.CTime, &m.Time, &cmid); err != nil {
 				return err
 			}
+			got++
+			if !r.dup {
+				if fresh == nil {
+					fresh = make(map[string][]result)
+				}
+				fresh[m.Conv] = append(fresh[m.Conv], r)
+				continue
+			}
 			if cmid != nil {
 				m.CMID = *cmid
 			}
 			results[ord-1] = r
-			got++
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		if got != n {
 			return clusterchat.Errorf(clusterchat.EINTERNAL, "append: %d results for %d messages", got, n)
+		}
+		for _, rs := range fresh {
+			slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.orig.Seq, b.orig.Seq) })
+		}
+		for j := range results {
+			if results[j].dup {
+				continue
+			}
+			conv := convs[j]
+			rs := fresh[conv]
+			if len(rs) == 0 {
+				return clusterchat.Errorf(clusterchat.EINTERNAL, "append: no seq for a message of %s", conv)
+			}
+			results[j], fresh[conv] = rs[0], rs[1:]
 		}
 		return nil
 	}

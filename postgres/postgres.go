@@ -56,6 +56,14 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
+		// Every statement here is prepared once per connection (pgx caches
+		// them) and looks rows up by key, so one generic plan fits all
+		// calls. Left to choose, PostgreSQL kept making a custom plan of
+		// the append statement on every call: BenchmarkAppend batch=1 took
+		// 530-630 us, and 306-358 us with one generic plan.
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, mapErr("open", err)
