@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -256,11 +257,24 @@ func (s *Server) proxyHeader(nc net.Conn) (net.Conn, netip.Addr, error) {
 
 // refuse tells the client why it is turned away, in the classic error
 // shape every client reads, and closes the connection.
+//
+// Before closing it half-closes and reads what the client sent meanwhile
+// (a login already on its way), until the client closes too or refuseDrain
+// passes: closing a socket with unread bytes makes the kernel send a reset,
+// and a reset can destroy the error reply before the client has read it.
 func refuse(nc net.Conn, err error, wait time.Duration) {
 	nc.SetDeadline(time.Now().Add(wait))
-	nc.Write(append(proto.AppendError(nil, 0, 0, false, err), '\n'))
+	_, werr := nc.Write(append(proto.AppendError(nil, 0, 0, false, err), '\n'))
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok && werr == nil && cw.CloseWrite() == nil {
+		nc.SetReadDeadline(time.Now().Add(min(wait, refuseDrain)))
+		io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+	}
 	nc.Close()
 }
+
+// refuseDrain bounds how long a refused connection is read after its
+// error reply: a refused client must not hold a socket for long.
+const refuseDrain = time.Second
 
 // addrOf is the IP of a socket address (invalid if it has none).
 func addrOf(a net.Addr) netip.Addr {
