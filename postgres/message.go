@@ -86,6 +86,37 @@ UNION ALL
 SELECT 0, false, i.id, i.conv, i.seq, 0, '', 0, 0, '', '', $9, NULL
 FROM ins i`
 
+// appendOneSQL is appendSQL for a batch of one message, with scalar
+// parameters ($1-$9 as appendSQL's, $10 the participants of a 1:1
+// conversation): the same steps and results without unnest, numbering or
+// grouping, which cost a batch of one about a third of its time.
+const appendOneSQL = `
+WITH existing AS (
+	SELECT m.id, m.conv, m.seq, m.sender, m.sender_name, m.recipient, m.group_id, m.body, m.ctime, m.time, m.cmid
+	FROM messages m
+	WHERE $8::text IS NOT NULL AND m.sender = $2 AND m.cmid = $8 AND m.cmid IS NOT NULL
+	LIMIT 1
+), alloc AS (
+	INSERT INTO convs AS c (conv, last_seq)
+	SELECT $1::text, 1 WHERE NOT EXISTS (SELECT 1 FROM existing)
+	ON CONFLICT (conv) DO UPDATE SET last_seq = c.last_seq + 1
+	RETURNING c.conv, c.last_seq, (c.xmax = 0) AS created
+), ins AS (
+	INSERT INTO messages (conv, seq, sender, sender_name, recipient, group_id, body, ctime, time, cmid)
+	SELECT a.conv, a.last_seq, $2, $3, $4, $5, $6, $7, $9, $8 FROM alloc a
+	RETURNING id, conv, seq
+), parts AS (
+	INSERT INTO cursors (uid, conv)
+	SELECT p.uid, a.conv FROM unnest($10::bigint[]) AS p(uid) JOIN alloc a ON a.created
+	ORDER BY p.uid
+	ON CONFLICT (uid, conv) DO NOTHING
+)
+SELECT 1::bigint, true, e.id, e.conv, e.seq, e.sender, e.sender_name, e.recipient, e.group_id, e.body, e.ctime, e.time, e.cmid
+FROM existing e
+UNION ALL
+SELECT 0, false, i.id, i.conv, i.seq, 0, '', 0, 0, '', '', $9, NULL
+FROM ins i`
+
 // Append commits msgs in one statement; see clusterchat.Store. msgs are
 // changed only when it succeeds.
 func (s *Store) Append(ctx context.Context, msgs []*clusterchat.Message) error {
@@ -170,8 +201,18 @@ func (s *Store) Append(ctx context.Context, msgs []*clusterchat.Message) error {
 	attempt := func() error {
 		now = time.Now().UTC().Truncate(time.Millisecond)
 		results = make([]result, n)
-		rows, err := s.pool.Query(ctx, appendSQL, convs, senders, names, recipients, groups, bodies, ctimes, cmids,
-			now, partUIDs, partConvs)
+		var (
+			rows pgx.Rows
+			err  error
+		)
+		if n == 1 {
+			// The common case at low load: scalars, no unnest, no windows.
+			rows, err = s.pool.Query(ctx, appendOneSQL, convs[0], senders[0], names[0], recipients[0], groups[0],
+				bodies[0], ctimes[0], cmids[0], now, partUIDs)
+		} else {
+			rows, err = s.pool.Query(ctx, appendSQL, convs, senders, names, recipients, groups, bodies, ctimes, cmids,
+				now, partUIDs, partConvs)
+		}
 		if err != nil {
 			return err
 		}
