@@ -89,7 +89,7 @@ FROM ins i`
 // appendOneSQL is appendSQL for a batch of one message, with scalar
 // parameters ($1-$9 as appendSQL's, $10 the participants of a 1:1
 // conversation): the same steps and results without unnest, numbering or
-// grouping, which cost a batch of one about a third of its time.
+// grouping, which cost a batch of one about a quarter of its time.
 const appendOneSQL = `
 WITH existing AS (
 	SELECT m.id, m.conv, m.seq, m.sender, m.sender_name, m.recipient, m.group_id, m.body, m.ctime, m.time, m.cmid

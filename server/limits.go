@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -262,19 +263,30 @@ func (s *Server) proxyHeader(nc net.Conn) (net.Conn, netip.Addr, error) {
 // (a login already on its way), until the client closes too or refuseDrain
 // passes: closing a socket with unread bytes makes the kernel send a reset,
 // and a reset can destroy the error reply before the client has read it.
+// At most maxDraining refusals drain at once, in the whole process; past
+// that a refusal closes at once, so that a stranger opening connections
+// past the caps as fast as it can holds at most that many sockets.
 func refuse(nc net.Conn, err error, wait time.Duration) {
 	nc.SetDeadline(time.Now().Add(wait))
 	_, werr := nc.Write(append(proto.AppendError(nil, 0, 0, false, err), '\n'))
-	if cw, ok := nc.(interface{ CloseWrite() error }); ok && werr == nil && cw.CloseWrite() == nil {
-		nc.SetReadDeadline(time.Now().Add(min(wait, refuseDrain)))
-		io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok && werr == nil {
+		if draining.Add(1) <= maxDraining && cw.CloseWrite() == nil {
+			nc.SetReadDeadline(time.Now().Add(min(wait, refuseDrain)))
+			io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+		}
+		draining.Add(-1)
 	}
 	nc.Close()
 }
 
 // refuseDrain bounds how long a refused connection is read after its
-// error reply: a refused client must not hold a socket for long.
-const refuseDrain = time.Second
+// error reply, and maxDraining how many are read at once (a variable for
+// tests): a refused client must not hold sockets for long.
+var (
+	refuseDrain = time.Second
+	maxDraining = int32(256)
+	draining    atomic.Int32
+)
 
 // addrOf is the IP of a socket address (invalid if it has none).
 func addrOf(a net.Addr) netip.Addr {
