@@ -115,7 +115,7 @@ type ConvState struct {
 	Conv      string
 	LastSeq   int64 // the conversation's newest message (0: none yet)
 	Delivered int64 // highest seq written to one of the user's sessions or fetched at login
-	Read      int64 // highest seq the user marked read
+	Read      int64 // highest seq the user marked read or sent
 }
 
 // Cursor moves a user's delivered or read position in a conversation.

@@ -60,8 +60,13 @@ type Store interface {
 	// (contiguous, no gaps, also when several processes append to the same
 	// Conv at once), a new ID and Time (now, millisecond precision; CTime is
 	// kept as given). For a 1:1 message, both users become participants of
-	// the conversation (see Convs). Append does not check that users or
-	// groups exist nor membership: the caller did.
+	// the conversation (see Convs). Each sender's read cursor of a
+	// conversation moves to its last message there in the same commit (a
+	// sender has read what it answers, and its own messages are not
+	// unread); delivered cursors do not move (a message still on its way
+	// to the sender is not delivered because the sender wrote after it).
+	// A sender not part of the conversation gets no cursor. Append does
+	// not check that users or groups exist nor membership: the caller did.
 	Append(ctx context.Context, msgs []*Message) error
 	// Since returns up to limit messages of conv with Seq > after, in
 	// ascending Seq.

@@ -84,7 +84,8 @@ type Store struct {
 	// Append's scratch space, reused by every call.
 	pending map[string]int64 // seqs assigned by the batch in progress
 	inBatch map[cmidRef]*clusterchat.Message
-	cmids   *cmidFilter // every stored cmid key; a miss proves a message new
+	reads   map[readRef]readMove // senders' cursors the batch in progress raises
+	cmids   *cmidFilter          // every stored cmid key; a miss proves a message new
 	kbuf    []byte
 	vbuf    []byte
 	kbuf2   []byte
@@ -140,6 +141,7 @@ func OpenOptions(dir string, logger *slog.Logger, o Options) (*Store, error) {
 		seqs:    make(map[string]int64),
 		pending: make(map[string]int64, 4),
 		inBatch: make(map[cmidRef]*clusterchat.Message),
+		reads:   make(map[readRef]readMove, 4),
 		dirty:   make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -911,6 +913,7 @@ func (s *Store) Append(ctx context.Context, msgs []*clusterchat.Message) error {
 	defer s.wmu.Unlock()
 	clear(s.pending)
 	clear(s.inBatch)
+	clear(s.reads)
 
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -986,11 +989,62 @@ func (s *Store) appendBatch(b *pdb.Batch, msgs []*clusterchat.Message) (int64, e
 				for _, u := range []int64{a, bb} {
 					s.kbuf2 = keyIntStr(s.kbuf2, pCursor, u, m.Conv)
 					b.Set(s.kbuf2, s.vbuf, nil)
+					s.reads[readRef{u, m.Conv}] = readMove{fresh: true}
 				}
 			}
 		}
+		r := s.reads[readRef{m.From, m.Conv}]
+		r.seq = m.Seq
+		s.reads[readRef{m.From, m.Conv}] = r
 	}
-	return id, nil
+	return id, s.raiseReads(b)
+}
+
+// readRef is a user's cursor of one conversation.
+type readRef struct {
+	user int64
+	conv string
+}
+
+// readMove is where a batch takes a sender's read cursor: seq is its last
+// message in the conversation (0: it sent none), fresh that the batch made
+// the cursor row, at (0, 0).
+type readMove struct {
+	seq   int64
+	fresh bool
+}
+
+// raiseReads adds to b the senders' read cursor moves of the batch: a
+// sender has read its conversation up to its own last message (see
+// clusterchat.Store.Append). A sender without a cursor row is not part of
+// the conversation: skipped, as MarkRead would. The caller holds wmu, as
+// mark does, so the rows read here cannot change before the batch commits.
+func (s *Store) raiseReads(b *pdb.Batch) error {
+	for k, r := range s.reads {
+		if r.seq == 0 {
+			continue
+		}
+		s.kbuf2 = keyIntStr(s.kbuf2, pCursor, k.user, k.conv)
+		var delivered, read int64
+		if !r.fresh {
+			v, found, err := s.get(s.kbuf2)
+			if err != nil {
+				return err
+			}
+			if !found {
+				continue
+			}
+			if delivered, read, err = parseCursor(v); err != nil {
+				return err
+			}
+		}
+		if read >= r.seq {
+			continue
+		}
+		s.vbuf = cursorVal(s.vbuf, delivered, r.seq)
+		b.Set(s.kbuf2, s.vbuf, nil)
+	}
+	return nil
 }
 
 // stored looks cmidKey up and, if a message is stored under it, fills m

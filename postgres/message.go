@@ -33,10 +33,18 @@ import (
 //   - ins: the messages, in batch order so ids grow with it; it returns
 //     (id, conv, seq), and Append gives each conversation's seqs to its
 //     fresh messages in batch order (the order rn numbered them in).
+//   - reads: each sender's last fresh message per conversation. A sender
+//     has read its conversation up to it (see clusterchat.Store.Append),
+//     and its read cursor moves there in this same statement.
 //   - parts: cursor rows for both users of a 1:1 conversation, made with
 //     its first message (1:1 cursor rows are never deleted), after that
-//     conversation's lock. Probing them on every append cost two index
-//     lookups per message for nothing.
+//     conversation's lock, the sender's already at its message. Probing
+//     them on every append cost two index lookups per message for nothing.
+//   - moved: the senders' existing cursor rows raised to reads. The
+//     statement's sub-statements share one snapshot, so moved cannot see
+//     the rows parts makes: that is why parts writes its rows' values
+//     itself. A sender without a cursor row (not a member) matches none,
+//     as MarkRead.
 //
 // A concurrent append of the same (sender, cmid) that commits first makes
 // ins fail with a unique violation; the statement is rolled back whole and
@@ -73,12 +81,21 @@ WITH input AS (
 	SELECT f.conv, a.last_seq - f.n + f.rn, f.sender, f.sender_name, f.recipient, f.group_id, f.body, f.ctime, $9, f.cmid
 	FROM fresh f JOIN alloc a ON a.conv = f.conv
 	ORDER BY f.ord
-	RETURNING id, conv, seq
+	RETURNING id, conv, seq, sender
+), reads AS (
+	SELECT sender, conv, max(seq) AS seq FROM ins GROUP BY sender, conv
 ), parts AS (
-	INSERT INTO cursors (uid, conv)
-	SELECT p.uid, p.conv FROM unnest($10::bigint[], $11::text[]) AS p(uid, conv) JOIN alloc a ON a.conv = p.conv AND a.created
+	INSERT INTO cursors (uid, conv, delivered, read)
+	SELECT p.uid, p.conv, 0, coalesce(r.seq, 0)
+	FROM unnest($10::bigint[], $11::text[]) AS p(uid, conv)
+		JOIN alloc a ON a.conv = p.conv AND a.created
+		LEFT JOIN reads r ON r.sender = p.uid AND r.conv = p.conv
 	ORDER BY p.conv COLLATE "C", p.uid
 	ON CONFLICT (uid, conv) DO NOTHING
+), moved AS (
+	UPDATE cursors c SET read = r.seq
+	FROM reads r
+	WHERE c.uid = r.sender AND c.conv = r.conv AND c.read < r.seq
 )
 SELECT e.ord, true, e.id, e.conv, e.seq, e.sender, e.sender_name, e.recipient, e.group_id, e.body, e.ctime, e.time, e.cmid
 FROM existing e
@@ -88,8 +105,9 @@ FROM ins i`
 
 // appendOneSQL is appendSQL for a batch of one message, with scalar
 // parameters ($1-$9 as appendSQL's, $10 the participants of a 1:1
-// conversation): the same steps and results without unnest, numbering or
-// grouping, which cost a batch of one about a quarter of its time.
+// conversation): the same steps and results (the sender's cursor moved
+// too) without unnest, numbering or grouping, which cost a batch of one
+// about a quarter of its time.
 const appendOneSQL = `
 WITH existing AS (
 	SELECT m.id, m.conv, m.seq, m.sender, m.sender_name, m.recipient, m.group_id, m.body, m.ctime, m.time, m.cmid
@@ -106,10 +124,15 @@ WITH existing AS (
 	SELECT a.conv, a.last_seq, $2, $3, $4, $5, $6, $7, $9, $8 FROM alloc a
 	RETURNING id, conv, seq
 ), parts AS (
-	INSERT INTO cursors (uid, conv)
-	SELECT p.uid, a.conv FROM unnest($10::bigint[]) AS p(uid) JOIN alloc a ON a.created
+	INSERT INTO cursors (uid, conv, delivered, read)
+	SELECT p.uid, a.conv, 0, CASE WHEN p.uid = $2 THEN a.last_seq ELSE 0 END
+	FROM unnest($10::bigint[]) AS p(uid) JOIN alloc a ON a.created
 	ORDER BY p.uid
 	ON CONFLICT (uid, conv) DO NOTHING
+), moved AS (
+	UPDATE cursors c SET read = i.seq
+	FROM ins i
+	WHERE c.uid = $2 AND c.conv = i.conv AND c.read < i.seq
 )
 SELECT 1::bigint, true, e.id, e.conv, e.seq, e.sender, e.sender_name, e.recipient, e.group_id, e.body, e.ctime, e.time, e.cmid
 FROM existing e

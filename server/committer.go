@@ -326,11 +326,9 @@ func (s *Server) runCommitted(done <-chan []*job) {
 // message to a publisher.
 func (s *Server) committed(j *job, acks map[*conn][]byte) {
 	m := j.m
-	if !m.Dup {
-		// Before the ack: a sender that logs in again right after it must
-		// not count its own message as unread.
-		s.cursors.markRead(m.From, m.Conv, m.Seq)
-	}
+	// The sender's read cursor moved with the message (Store.Append): a
+	// sender that logs in again right after the ack does not count its own
+	// message as unread.
 	if j.sess != nil && j.sess.native {
 		c := j.sess.c
 		acks[c] = append(proto.AppendChatAck(acks[c], j.req, j.rid, m), '\n')

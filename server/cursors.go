@@ -8,27 +8,30 @@ import (
 	"clusterchat"
 )
 
-// cursors coalesces cursor moves in memory and writes them to the store in
-// one call per interval: a delivered cursor moves on every message written
-// to a socket, and one store write per delivery would double the store's
-// load. A user's moves are also saved when one of their sessions ends. If
-// the server dies before a save, those messages count as undelivered and
-// come again at the user's next classic login: never lost, at worst repeated.
+// cursors coalesces delivered cursor moves in memory and writes them to the
+// store in one call per interval: a delivered cursor moves on every message
+// written to a socket, and one store write per delivery would double the
+// store's load. A user's moves are also saved when one of their sessions
+// ends. If the server dies before a save, those messages count as
+// undelivered and come again at the user's next classic login: never lost,
+// at worst repeated. (A sender's read cursor is not here: Append moves it
+// with the message.)
 type cursors struct {
 	mu        sync.Mutex
 	delivered map[int64]map[string]int64 // user -> conv -> seq
-	read      map[int64]map[string]int64 // a sender has read its conversation up to its own message
 }
 
 func newCursors() *cursors {
-	return &cursors{delivered: make(map[int64]map[string]int64), read: make(map[int64]map[string]int64)}
+	return &cursors{delivered: make(map[int64]map[string]int64)}
 }
 
-func raise(m map[int64]map[string]int64, user int64, conv string, seq int64) {
-	convs := m[user]
+// raise moves user's cursor of conv to seq unless it is there already. The
+// caller holds mu.
+func (c *cursors) raise(user int64, conv string, seq int64) {
+	convs := c.delivered[user]
 	if convs == nil {
 		convs = make(map[string]int64)
-		m[user] = convs
+		c.delivered[user] = convs
 	}
 	if seq > convs[conv] {
 		convs[conv] = seq
@@ -37,13 +40,7 @@ func raise(m map[int64]map[string]int64, user int64, conv string, seq int64) {
 
 func (c *cursors) markDelivered(user int64, conv string, seq int64) {
 	c.mu.Lock()
-	raise(c.delivered, user, conv, seq)
-	c.mu.Unlock()
-}
-
-func (c *cursors) markRead(user int64, conv string, seq int64) {
-	c.mu.Lock()
-	raise(c.read, user, conv, seq)
+	c.raise(user, conv, seq)
 	c.mu.Unlock()
 }
 
@@ -52,13 +49,13 @@ func (c *cursors) pending(user int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if user == 0 {
-		return len(c.delivered) > 0 || len(c.read) > 0
+		return len(c.delivered) > 0
 	}
-	return len(c.delivered[user]) > 0 || len(c.read[user]) > 0
+	return len(c.delivered[user]) > 0
 }
 
 // take removes and returns the moves of one user (user != 0) or of all.
-func (c *cursors) take(m map[int64]map[string]int64, user int64) []clusterchat.Cursor {
+func (c *cursors) take(user int64) []clusterchat.Cursor {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []clusterchat.Cursor
@@ -68,23 +65,23 @@ func (c *cursors) take(m map[int64]map[string]int64, user int64) []clusterchat.C
 		}
 	}
 	if user != 0 {
-		add(user, m[user])
-		delete(m, user)
+		add(user, c.delivered[user])
+		delete(c.delivered, user)
 		return out
 	}
-	for u, convs := range m {
+	for u, convs := range c.delivered {
 		add(u, convs)
 	}
-	clear(m)
+	clear(c.delivered)
 	return out
 }
 
 // putBack re-queues moves a failed store call did not save.
-func (c *cursors) putBack(m map[int64]map[string]int64, moves []clusterchat.Cursor) {
+func (c *cursors) putBack(moves []clusterchat.Cursor) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, mv := range moves {
-		raise(m, mv.User, mv.Conv, mv.Seq)
+		c.raise(mv.User, mv.Conv, mv.Seq)
 	}
 }
 
@@ -113,16 +110,10 @@ func (s *Server) saveCursors(ctx context.Context, user int64) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	c := s.cursors
-	if moves := c.take(c.delivered, user); len(moves) > 0 {
+	if moves := c.take(user); len(moves) > 0 {
 		if err := s.Store.MarkDelivered(ctx, moves); err != nil {
 			s.log.Warn("saving delivered cursors failed; will retry", "n", len(moves), "err", err)
-			c.putBack(c.delivered, moves)
-		}
-	}
-	if reads := c.take(c.read, user); len(reads) > 0 {
-		if err := s.Store.MarkRead(ctx, reads); err != nil {
-			s.log.Warn("saving read cursors failed; will retry", "n", len(reads), "err", err)
-			c.putBack(c.read, reads)
+			c.putBack(moves)
 		}
 	}
 }

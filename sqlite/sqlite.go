@@ -79,7 +79,7 @@ type Store struct {
 // transaction (tx.StmtContext finds them already prepared on it).
 type writeStmts struct {
 	insMsg, selCMID, maxSeq, setLastID, insCursor *sql.Stmt
-	markDelivered, markRead                       *sql.Stmt
+	markDelivered, markRead, raiseRead            *sql.Stmt
 }
 
 // readStmts are prepared lazily on each read connection by database/sql and
@@ -293,6 +293,7 @@ func (s *Store) open() error {
 	prep(s.wdb, &w.insCursor, "INSERT OR IGNORE INTO cursors (user_id, conv, delivered, read) VALUES (?, ?, ?, ?)")
 	prep(s.wdb, &w.markDelivered, "UPDATE cursors SET delivered = MAX(delivered, ?) WHERE user_id = ? AND conv = ?")
 	prep(s.wdb, &w.markRead, "UPDATE cursors SET delivered = MAX(delivered, ?1), read = MAX(read, ?1) WHERE user_id = ?2 AND conv = ?3")
+	prep(s.wdb, &w.raiseRead, "UPDATE cursors SET read = MAX(read, ?1) WHERE user_id = ?2 AND conv = ?3")
 
 	prep(s.rdb, &r.user, "SELECT name, pass_hash FROM users WHERE id = ?")
 	prep(s.rdb, &r.friends, "SELECT u.id, u.name FROM friends f JOIN users u ON u.id = f.friend_id WHERE f.user_id = ? ORDER BY u.id")
@@ -394,7 +395,7 @@ func (s *Store) Close() error {
 func (s *Store) closeDBs() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.w.insMsg, s.w.selCMID, s.w.maxSeq, s.w.setLastID, s.w.insCursor, s.w.markDelivered, s.w.markRead,
+		s.w.insMsg, s.w.selCMID, s.w.maxSeq, s.w.setLastID, s.w.insCursor, s.w.markDelivered, s.w.markRead, s.w.raiseRead,
 		s.r.user, s.r.friends, s.r.group, s.r.members, s.r.userGroups, s.r.role,
 		s.r.since, s.r.before, s.r.convs, s.r.undelivered, s.r.tokenUser, s.r.lastSeq,
 	} {
@@ -732,6 +733,13 @@ func (s *Store) Append(ctx context.Context, msgs []*clusterchat.Message) error {
 	now := time.Now().UnixMilli()
 	// Seqs assigned by this batch, published to s.seqs only after commit.
 	pending := make(map[string]int64, 4)
+	// Each sender's last message per conversation: a sender has read its
+	// conversation up to it (see clusterchat.Store.Append).
+	type readRef struct {
+		user int64
+		conv string
+	}
+	reads := make(map[readRef]int64, 4)
 	id := s.lastID
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		ins := tx.StmtContext(ctx, s.w.insMsg)
@@ -770,6 +778,7 @@ func (s *Store) Append(ctx context.Context, msgs []*clusterchat.Message) error {
 			}
 			id++
 			pending[m.Conv] = m.Seq
+			reads[readRef{m.From, m.Conv}] = m.Seq
 			if last == 0 && !m.IsGroup() {
 				// First message of a 1:1 conversation: both users become
 				// participants.
@@ -787,6 +796,12 @@ func (s *Store) Append(ctx context.Context, msgs []*clusterchat.Message) error {
 		}
 		if id == s.lastID {
 			return nil
+		}
+		read := tx.StmtContext(ctx, s.w.raiseRead)
+		for r, seq := range reads {
+			if _, err := read.ExecContext(ctx, seq, r.user, r.conv); err != nil {
+				return err
+			}
 		}
 		_, err := tx.StmtContext(ctx, s.w.setLastID).ExecContext(ctx, id)
 		return err

@@ -89,7 +89,7 @@ func Reopen(t *testing.T, open func(t *testing.T) clusterchat.Store) {
 	}
 	want := []clusterchat.ConvState{
 		{Conv: clusterchat.DirectConv(a, b), LastSeq: 1, Delivered: 1, Read: 1},
-		{Conv: clusterchat.GroupConv(gid), LastSeq: 1},
+		{Conv: clusterchat.GroupConv(gid), LastSeq: 1, Read: 1}, // bob wrote it
 	}
 	if len(convs) != len(want) || convs[0] != want[0] || convs[1] != want[1] {
 		t.Errorf("Convs after reopen: %+v, want %+v", convs, want)

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) clusterchat.Store) {
 		{"Convs", testConvs},
 		{"Undelivered", testUndelivered},
 		{"MarkCursors", testMarkCursors},
+		{"AppendMovesSenderCursor", testAppendMovesSenderCursor},
 		{"Tokens", testTokens},
 		{"TokenRenew", testTokenRenew},
 		{"TokenRevoke", testTokenRevoke},
@@ -370,8 +371,8 @@ func testJoinCursors(t *testing.T, s clusterchat.Store) {
 	un, err = s.Undelivered(c, u2, 100)
 	must(t, "Undelivered", err)
 	wantSeqs(t, "undelivered after joining", un, []int64{4})
-	if cs, _ := convState(t, s, u1, conv); cs != (clusterchat.ConvState{Conv: conv, LastSeq: 4}) {
-		t.Errorf("creator's state: %+v", cs)
+	if cs, _ := convState(t, s, u1, conv); cs != (clusterchat.ConvState{Conv: conv, LastSeq: 4, Read: 4}) {
+		t.Errorf("creator's state: %+v, want read up to its own last message", cs)
 	}
 }
 
@@ -666,7 +667,7 @@ func testConvs(t *testing.T, s clusterchat.Store) {
 		want []clusterchat.ConvState
 	}{
 		{u1, want},
-		{u3, []clusterchat.ConvState{{Conv: d13, LastSeq: 1}}},
+		{u3, []clusterchat.ConvState{{Conv: d13, LastSeq: 1, Read: 1}}}, // read its own message
 		{u4, nil},
 		{999, nil},
 	}
@@ -809,8 +810,9 @@ func testMarkCursors(t *testing.T, s clusterchat.Store) {
 			t.Errorf("%s: state %+v, want delivered %d read %d", st.name, cs, st.d12.delivered, st.d12.read)
 		}
 	}
-	// The receiver's marks did not move the sender's cursors.
-	if cs, _ := convState(t, s, u2, d12); cs != (clusterchat.ConvState{Conv: d12, LastSeq: 10}) {
+	// The receiver's marks did not move the sender's cursors (its read
+	// cursor is at its own last message since it sent it).
+	if cs, _ := convState(t, s, u2, d12); cs != (clusterchat.ConvState{Conv: d12, LastSeq: 10, Read: 10}) {
 		t.Errorf("u2's state moved: %+v", cs)
 	}
 	for _, u := range []int64{u2, u3} {
@@ -824,6 +826,61 @@ func testMarkCursors(t *testing.T, s clusterchat.Store) {
 	}
 	must(t, "MarkDelivered(nil)", s.MarkDelivered(c, nil))
 	must(t, "MarkRead(nil)", s.MarkRead(c, nil))
+}
+
+// testAppendMovesSenderCursor checks that Append moves each sender's read
+// cursor to its own last message, in batches of one and of several, with a
+// 1:1 conversation's first message and after it, never lowering it, never
+// moving a delivered cursor (a message still on its way to the sender must
+// not count as delivered because the sender wrote one after it), and never
+// making a cursor row for a sender that is not part of the conversation.
+func testAppendMovesSenderCursor(t *testing.T, s clusterchat.Store) {
+	c := ctx(t)
+	u1, u2, u3, u4 := mkUser(t, s, "u1"), mkUser(t, s, "u2"), mkUser(t, s, "u3"), mkUser(t, s, "u4")
+	gid := mkGroup(t, s, u1, "g")
+	_, err := s.JoinGroup(c, gid, u2)
+	must(t, "JoinGroup", err)
+	d12, d34, g := clusterchat.DirectConv(u1, u2), clusterchat.DirectConv(u3, u4), clusterchat.GroupConv(gid)
+
+	type want struct {
+		uid                   int64
+		conv                  string
+		last, delivered, read int64
+	}
+	steps := []struct {
+		name  string
+		batch []*clusterchat.Message
+		mark  []clusterchat.Cursor // MarkRead before the batch
+		want  []want
+	}{
+		{"first 1:1 message alone", []*clusterchat.Message{direct(u1, u2, "a", "")}, nil,
+			[]want{{u1, d12, 1, 0, 1}, {u2, d12, 1, 0, 0}}},
+		{"first 1:1 messages of both in one batch", []*clusterchat.Message{direct(u3, u4, "a", ""), direct(u4, u3, "b", ""), direct(u3, u4, "c", "")}, nil,
+			[]want{{u3, d34, 3, 0, 3}, {u4, d34, 3, 0, 2}}},
+		{"later 1:1 message alone", []*clusterchat.Message{direct(u2, u1, "b", "")}, nil,
+			[]want{{u1, d12, 2, 0, 1}, {u2, d12, 2, 0, 2}}},
+		{"batch over conversations", []*clusterchat.Message{direct(u1, u2, "c", ""), group(u2, gid, "x", ""), direct(u1, u2, "d", ""), group(u1, gid, "y", "")}, nil,
+			[]want{{u1, d12, 4, 0, 4}, {u2, d12, 4, 0, 2}, {u1, g, 2, 0, 2}, {u2, g, 2, 0, 1}}},
+		{"never lowers a cursor", []*clusterchat.Message{direct(u1, u2, "e", "")}, []clusterchat.Cursor{{User: u1, Conv: d12, Seq: 9}},
+			[]want{{u1, d12, 5, 9, 9}, {u2, d12, 5, 0, 2}}},
+		// The store does not check membership (the server does): a message
+		// from a non-member must still not make it part of the group.
+		{"sender not a member", []*clusterchat.Message{group(u3, gid, "z", "")}, nil,
+			[]want{{u1, g, 3, 0, 2}, {u2, g, 3, 0, 1}}},
+	}
+	for _, st := range steps {
+		must(t, st.name+": MarkRead", s.MarkRead(c, st.mark))
+		appendAll(t, s, st.batch...)
+		for _, w := range st.want {
+			cs, ok := convState(t, s, w.uid, w.conv)
+			if got := (clusterchat.ConvState{Conv: w.conv, LastSeq: w.last, Delivered: w.delivered, Read: w.read}); !ok || cs != got {
+				t.Errorf("%s: user %d's state %+v (listed %v), want %+v", st.name, w.uid, cs, ok, got)
+			}
+		}
+	}
+	if _, ok := convState(t, s, u3, g); ok {
+		t.Errorf("a non-member's message made it part of %s", g)
+	}
 }
 
 func testTokens(t *testing.T, s clusterchat.Store) {
