@@ -194,6 +194,24 @@ func TestBrowser(t *testing.T) {
 		fresh.waitJS("the last page", `document.querySelectorAll('#messages .msg[data-seq]').length === 50`)
 		fresh.eval(`document.getElementById('messages').scrollTop = 0`, new(int))
 		fresh.waitTexts(want...)
+
+		// Scrolled up reading, a new message does not pull the view down:
+		// a "new messages" marker appears, and takes the reader there.
+		fresh.eval(`document.getElementById('messages').scrollTop = 0`, new(int))
+		fresh.waitJS("no marker before", `document.getElementById('new-below').hidden`)
+		con.send(fmt.Sprintf(`{"msgid":6,"id":%d,"name":"carol","to":%d,"msg":"below the fold"}`, cid, alice.id))
+		fresh.waitTexts(append(want, "below the fold")...)
+		fresh.waitJS("the marker shown, the view left where it was", `!document.getElementById('new-below').hidden && document.getElementById('messages').scrollTop < 200`)
+		fresh.screenshot("new-messages-marker", 1200, 760, "")
+		// Carol never accepted alice's request: her presence is not shared,
+		// so the page does not call her offline.
+		fresh.waitJS("a stranger's presence not claimed", `document.getElementById('subtitle').textContent === 'not a friend'`)
+		fresh.click("#new-below")
+		fresh.waitJS("at the bottom, the marker gone", `document.getElementById('new-below').hidden && (m => m.scrollHeight - m.scrollTop - m.clientHeight < 40)(document.getElementById('messages'))`)
+		// At the bottom, the next message scrolls into view without a marker.
+		con.send(fmt.Sprintf(`{"msgid":6,"id":%d,"name":"carol","to":%d,"msg":"in view"}`, cid, alice.id))
+		fresh.waitTexts(append(want, "below the fold", "in view")...)
+		fresh.waitJS("still at the bottom, no marker", `document.getElementById('new-below').hidden && (m => m.scrollHeight - m.scrollTop - m.clientHeight < 40)(document.getElementById('messages'))`)
 		fresh.close()
 	})
 
@@ -302,6 +320,40 @@ func TestBrowser(t *testing.T) {
 		e.waitJS("sent once back", `!document.querySelector('#messages .msg.pending, #messages .msg.failed')`)
 		want = append(want, "typed while down")
 		e.waitTexts(want...)
+		d.waitTexts(want...)
+
+		// The outbox outlives the page: typed while every server is down,
+		// the tab closed before it could go; a page opened once they are
+		// back sends it, exactly once.
+		for _, s := range c.servers {
+			if code := s.Term(t); code != 0 {
+				t.Fatalf("SIGTERM: exit code %d", code)
+			}
+		}
+		e.typeText("#text", "typed, then the tab closed\r")
+		e.waitJS("pending", `document.querySelector('#messages .msg.pending')`)
+		e.close()
+		for _, s := range c.servers {
+			s.Restart(t)
+			waitReady(t, s)
+		}
+		// nginx may answer 502 for a few seconds more (its upstreams failed
+		// while every server was down); a person would reload until the page
+		// comes, so the test waits for it before opening one.
+		testenv.WaitFor(t, waitTimeout, "the page through nginx", func() bool {
+			resp, err := http.Get(proxy)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+		e = erin.open(proxy)
+		e.waitJS("logged in again from the saved token", `!document.getElementById('chat').hidden`)
+		e.openConv(direct(dave.id, erin.id))
+		want = append(want, "typed, then the tab closed")
+		e.waitTexts(want...)
+		e.waitJS("nothing left pending", `!document.querySelector('#messages .msg.pending, #messages .msg.failed')`)
 		d.waitTexts(want...)
 	})
 }

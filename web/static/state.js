@@ -217,7 +217,9 @@ export class Store {
     }
     const peer = this.me && Number(a) === this.me.id ? Number(b) : Number(a);
     const f = this.friends.get(peer);
-    return { kind: 'user', id: peer, title: this.nameOf(peer), state: f ? f.state : 'offline', friend: !!f };
+    // Presence is shared between friends only: a stranger's is unknown,
+    // not "offline".
+    return { kind: 'user', id: peer, title: this.nameOf(peer), state: f ? f.state : 'unknown', friend: !!f };
   }
 
   /** Conversations for the list: most recent activity first, then by name. */

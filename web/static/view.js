@@ -43,6 +43,12 @@ function dayLabel(ts) {
   return d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
 }
 
+/** What the page says of a person's presence (friends only see each other's). */
+function presenceText(d) {
+  if (!d.friend) return 'not a friend';
+  return d.state === 'online' ? 'online' : 'offline';
+}
+
 /** Words a person understands for a failed request, by where it happened. */
 export function errorText(e, where) {
   switch (e.errno) {
@@ -215,8 +221,8 @@ export class View {
 
   fillConv(s, c, li) {
     const d = s.describe(c.id);
-    const dot = d.kind === 'user' ? el('span', { class: `dot ${d.state === 'online' ? 'on' : 'off'}`, title: d.state }) : el('span', { class: 'dot group', title: 'group' }, '#');
-    const sub = d.kind === 'group' && d.group ? `${d.group.users.length} members` : (d.state || '');
+    const dot = d.kind === 'user' ? el('span', { class: `dot ${d.state === 'online' ? 'on' : 'off'}`, title: presenceText(d) }) : el('span', { class: 'dot group', title: 'group' }, '#');
+    const sub = d.kind === 'group' ? (d.group ? `${d.group.users.length} members` : '') : presenceText(d);
     const last = c.lastText();
     li.classList.toggle('active', s.open === c.id);
     li.replaceChildren(dot,
@@ -234,7 +240,7 @@ export class View {
     $('title').textContent = d.title;
     const sub = $('subtitle');
     if (d.kind === 'group') sub.textContent = d.group ? `${d.group.users.length} members` : '';
-    else sub.textContent = d.state === 'online' ? 'online' : 'offline';
+    else sub.textContent = presenceText(d);
     sub.className = d.kind === 'user' && d.state === 'online' ? 'online' : 'muted';
     const toggle = $('members-toggle');
     toggle.hidden = d.kind !== 'group';
