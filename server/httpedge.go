@@ -65,3 +65,39 @@ func (s *Server) httpClientAddr(r *http.Request) netip.Addr {
 	}
 	return peer
 }
+
+// fromThisMachine tells whether r was made on the server's own machine: its
+// peer is a loopback address and it was not passed on by a proxy. A proxy
+// on the same machine (nginx in front of a single node) connects from
+// loopback too, but says that it forwards: every proxy this repository
+// configures sets X-Forwarded-For and X-Real-IP, and RFC 7239 proxies set
+// Forwarded.
+func fromThisMachine(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return false
+	}
+	for _, h := range []string{"X-Forwarded-For", "X-Real-IP", "Forwarded"} {
+		if len(r.Header.Values(h)) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// operatorOnly serves h (the /debug/ endpoints) to requests made on the
+// server's own machine only (fromThisMachine), and 403 to anyone else: a
+// backup writes a copy of the whole store to disk and a CPU profile keeps a
+// core busy for as long as it is asked to, so a stranger who could reach
+// them could fill the disk or load the server at will. An operator
+// elsewhere reaches them through ssh (`ssh -L`), which arrives on loopback.
+func (s *Server) operatorOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !fromThisMachine(r) {
+			s.log.Info("operator endpoint refused", "path", r.URL.Path, "remote", s.httpClientAddr(r))
+			http.Error(w, "this endpoint answers requests from the server's own machine only, not through a proxy", http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	}
+}

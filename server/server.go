@@ -59,6 +59,8 @@ type Server struct {
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
 
+	backupMu sync.Mutex // held while a backup is written: one at a time
+
 	wg        sync.WaitGroup // read loops, flushers and helpers
 	bgCancel  context.CancelFunc
 	bgWG      sync.WaitGroup
@@ -343,16 +345,16 @@ func (s *Server) httpHandler() http.Handler {
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.Handle("GET /", web.Handler())
 	if b, ok := s.Store.(clusterchat.BackupStore); ok && s.cfg.BackupDir != "" {
-		mux.HandleFunc("POST /debug/backup", func(w http.ResponseWriter, r *http.Request) { s.serveBackup(w, r, b) })
+		mux.HandleFunc("POST /debug/backup", s.operatorOnly(func(w http.ResponseWriter, r *http.Request) { s.serveBackup(w, r, b) }))
 	}
 	if s.cfg.Pprof {
 		// With methods: a method-less "/debug/pprof/" conflicts with the
 		// web client's "GET /" and the mux panics at start.
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/", s.operatorOnly(pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/profile", s.operatorOnly(pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/symbol", s.operatorOnly(pprof.Symbol))
+		mux.HandleFunc("POST /debug/pprof/symbol", s.operatorOnly(pprof.Symbol))
+		mux.HandleFunc("GET /debug/pprof/trace", s.operatorOnly(pprof.Trace))
 	}
 	return mux
 }
