@@ -162,6 +162,53 @@ func TestMessageRateLimit(t *testing.T) {
 	}
 }
 
+// TestSocialRateLimit: requests that store something or reach other
+// people (new groups, friend requests, renames...) take the user's message
+// tokens like chat messages, so an account cannot create groups or send
+// friend requests at the request rate; answers and blocks do not.
+func TestSocialRateLimit(t *testing.T) {
+	ts := wiretest.StartServer(t, limitsOn(func(c *server.Config) {
+		c.MsgRate = server.Rate{N: 1, Per: time.Hour}
+		c.MsgBurst = 4
+	}))
+	by := newBystanders(t, ts)
+	spammer := newUser(t, ts, "spammer")
+	var victims []user
+	for i := range 3 {
+		victims = append(victims, newUser(t, ts, fmt.Sprintf("victim%d", i)))
+	}
+	s, _ := spammer.native(t, ts)
+	for i := range 2 {
+		s.Call(8, `{"msgid":8,"groupname":"spam%d","groupdesc":""}`, i)
+	}
+	s.Call(60, `{"msgid":60,"id":%d}`, victims[0].id)
+	s.Call(69, `{"msgid":69,"name":"spammer2"}`)
+	// The bucket is empty: each kind is refused with the hint, and nothing
+	// was done (no group, no request on the victim's side).
+	for _, tc := range []struct {
+		req  int
+		body string
+	}{
+		{8, fmt.Sprintf(`{"msgid":8,"groupname":"spam%d","groupdesc":""}`, 9)},
+		{60, fmt.Sprintf(`{"msgid":60,"id":%d}`, victims[1].id)},
+		{72, `{"msgid":72,"groupid":1,"id":2}`},
+		{69, `{"msgid":69,"name":"spammer3"}`},
+		{6, fmt.Sprintf(`{"msgid":6,"to":%d,"msg":"and a message"}`, victims[2].id)},
+	} {
+		rid := s.Req("%s", tc.body)
+		o := expectLimited(t, s, 11, "req", tc.req, "rid", rid)
+		if want := "doing that too often"; tc.req != 6 && !strings.Contains(o.Str("errmsg"), want) {
+			t.Errorf("msgid %d refused with %q, want %q", tc.req, o.Str("errmsg"), want)
+		}
+	}
+	v, _ := victims[1].native(t, ts)
+	v.Call(67, `{"msgid":67}`).Check(t, "requests", []any{})
+	// Blocking and reading one's state still work with an empty bucket.
+	s.Call(65, `{"msgid":65,"id":%d}`, victims[2].id)
+	s.Call(67, `{"msgid":67}`)
+	by.chat()
+}
+
 // TestRequestRateLimit: requests per connection.
 func TestRequestRateLimit(t *testing.T) {
 	ts := wiretest.StartServer(t, limitsOn(func(c *server.Config) {

@@ -246,11 +246,32 @@ func (s *Server) sweepBuckets(now time.Time) {
 	mb.mu.Unlock()
 }
 
+// spendsMessageToken tells whether a request of a logged-in session takes
+// a token of its user's message bucket: a chat message, and the social
+// requests that, like one, store something or reach other people (a new
+// group, a join, a friend request or invitation that shows up on someone
+// else's screen, a rename or group change announced to friends or
+// members). Without it a stranger's account could create groups or send
+// friend requests at the request rate (50 a second per connection), each
+// a row on disk or a notification. Answers, removals and blocks are left
+// out: they only undo or answer what others did, and a harassed user must
+// be able to block quickly.
+func spendsMessageToken(msgid int) bool {
+	switch msgid {
+	case proto.OneChat, proto.GroupChat,
+		proto.AddFriend, proto.CreateGroup, proto.AddGroup,
+		proto.FriendRequest, proto.GroupInvite, proto.GroupAsk,
+		proto.SetName, proto.GroupUpdate:
+		return true
+	}
+	return false
+}
+
 // admit is the admission of one request, on c's read loop: it takes a
-// request token of the connection and, for a chat message of a logged-in
-// session, a message token of its user. Every chat request counts, a
-// refused one too (an invalid or forbidden message costs its sender all
-// the same).
+// request token of the connection and, for a chat message or another
+// request that spends one (spendsMessageToken) of a logged-in session, a
+// message token of its user. Every such request counts, a refused one too
+// (an invalid or forbidden message costs its sender all the same).
 func (c *conn) admit(msgid int) error {
 	s := c.srv
 	now := time.Now()
@@ -261,7 +282,7 @@ func (c *conn) admit(msgid int) error {
 		}
 	}
 	r := s.cfg.MsgRate
-	if !r.on() || c.sess == nil || (msgid != proto.OneChat && msgid != proto.GroupChat) {
+	if !r.on() || c.sess == nil || !spendsMessageToken(msgid) {
 		return nil
 	}
 	mb := &s.sec.buckets
@@ -277,6 +298,10 @@ func (c *conn) admit(msgid int) error {
 	ok, wait := b.take(now, r, s.cfg.MsgBurst)
 	mb.mu.Unlock()
 	if !ok {
+		if msgid != proto.OneChat && msgid != proto.GroupChat {
+			s.sec.limited.WithLabelValues("social").Inc()
+			return clusterchat.RateLimited(wait, "doing that too often")
+		}
 		s.sec.limited.WithLabelValues("messages").Inc()
 		return clusterchat.RateLimited(wait, "sending too fast")
 	}
