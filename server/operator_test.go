@@ -14,7 +14,6 @@ import (
 	"clusterchat"
 	"clusterchat/internal/testenv"
 	"clusterchat/internal/wiretest"
-	"clusterchat/proto"
 	"clusterchat/server"
 )
 
@@ -46,6 +45,7 @@ func TestOperatorEndpoints(t *testing.T) {
 		gb.Store = st
 		return gb
 	})
+	by := newBystanders(t, ts)
 	base := "http://" + ts.HTTP
 	do := func(method, path string, header ...string) (int, string) {
 		t.Helper()
@@ -128,16 +128,7 @@ func TestOperatorEndpoints(t *testing.T) {
 	if code, body := do("POST", "/debug/backup"); code != http.StatusConflict {
 		t.Errorf("a second backup meanwhile: %d %q, want 409", code, body)
 	}
-	login := func(name string) (*wiretest.Conn, int64) {
-		c := wiretest.Dial(t, ts.TCP, 10*time.Second)
-		id := c.Register(name, "pw-"+name)
-		c.NativeLogin(id, "pw-"+name)
-		return c, id
-	}
-	alice, _ := login("alice")
-	bob, bobID := login("bob")
-	alice.Call(proto.OneChat, `{"msgid":6,"to":%d,"msg":"during the backup"}`, bobID)
-	bob.Expect(proto.OneChat, "msg", "during the backup")
+	by.chat()
 
 	release()
 	r := <-first
