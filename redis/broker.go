@@ -169,7 +169,7 @@ func (b *Broker) Publish(ctx context.Context, channel clusterchat.Channel, paylo
 	if b.closed.Load() {
 		return errBrokerClosed()
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.opt.PublishTimeout)
+	ctx, cancel := b.publishContext(ctx)
 	defer cancel()
 	// string(payload) copies: after a timeout the command may still sit in
 	// the pipeline while the caller reuses payload.
@@ -180,13 +180,24 @@ func (b *Broker) Publish(ctx context.Context, channel clusterchat.Channel, paylo
 	return nil
 }
 
+// publishContext bounds a publish by Options.PublishTimeout, unless ctx
+// already ends sooner (the server's publisher gives one): a second timer
+// per publish cost the cluster's servers about 4% of their CPU in a
+// ping-pong profile (a timer and a cancel registration with the parent).
+func (b *Broker) publishContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= b.opt.PublishTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, b.opt.PublishTimeout)
+}
+
 // PublishBatch publishes payloads[i] on channels[i], in order, pipelined in
 // one round trip. It fails if any publish failed.
 func (b *Broker) PublishBatch(ctx context.Context, channels []clusterchat.Channel, payloads [][]byte) error {
 	if b.closed.Load() {
 		return errBrokerClosed()
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.opt.PublishTimeout)
+	ctx, cancel := b.publishContext(ctx)
 	defer cancel()
 	cmds := make(rueidis.Commands, len(channels))
 	for i := range channels {
