@@ -40,11 +40,16 @@ import (
 //     its first message (1:1 cursor rows are never deleted), after that
 //     conversation's lock, the sender's already at its message. Probing
 //     them on every append cost two index lookups per message for nothing.
-//   - moved: the senders' existing cursor rows raised to reads. The
-//     statement's sub-statements share one snapshot, so moved cannot see
-//     the rows parts makes: that is why parts writes its rows' values
-//     itself. A sender without a cursor row (not a member) matches none,
-//     as MarkRead.
+//   - locked, moved: the senders' existing cursor rows raised to reads,
+//     locked first in (uid, conv) order, the order mark locks them in too:
+//     locked in whatever order a join gives, an append and a server's
+//     cursor save deadlocked (PostgreSQL cuts one after deadlock_timeout,
+//     1 s, in which the committer and every message behind it waited). No
+//     other lock follows: the convs rows are all taken before (reads
+//     aggregates all of ins, which joins all of alloc). The statement's
+//     sub-statements share one snapshot, so moved cannot see the rows
+//     parts makes: that is why parts writes its rows' values itself. A
+//     sender without a cursor row (not a member) matches none, as MarkRead.
 //
 // A concurrent append of the same (sender, cmid) that commits first makes
 // ins fail with a unique violation; the statement is rolled back whole and
@@ -92,10 +97,16 @@ WITH input AS (
 		LEFT JOIN reads r ON r.sender = p.uid AND r.conv = p.conv
 	ORDER BY p.conv COLLATE "C", p.uid
 	ON CONFLICT (uid, conv) DO NOTHING
+), locked AS (
+	SELECT c.uid, c.conv, r.seq
+	FROM cursors c JOIN reads r ON c.uid = r.sender AND c.conv = r.conv
+	WHERE c.read < r.seq
+	ORDER BY c.uid, c.conv
+	FOR UPDATE OF c
 ), moved AS (
-	UPDATE cursors c SET read = r.seq
-	FROM reads r
-	WHERE c.uid = r.sender AND c.conv = r.conv AND c.read < r.seq
+	UPDATE cursors c SET read = greatest(c.read, l.seq)
+	FROM locked l
+	WHERE c.uid = l.uid AND c.conv = l.conv
 )
 SELECT e.ord, true, e.id, e.conv, e.seq, e.sender, e.sender_name, e.recipient, e.group_id, e.body, e.ctime, e.time, e.cmid
 FROM existing e
@@ -458,27 +469,44 @@ LIMIT $2`, uid, limit)
 
 // MarkDelivered raises delivered cursors to max(current, Seq).
 func (s *Store) MarkDelivered(ctx context.Context, cursors []clusterchat.Cursor) error {
-	return s.mark(ctx, "mark delivered", cursors,
-		`UPDATE cursors c SET delivered = greatest(c.delivered, v.seq)
-		FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS v(uid, conv, seq)
-		WHERE c.uid = v.uid AND c.conv = v.conv AND c.delivered < v.seq`)
+	return s.mark(ctx, "mark delivered", cursors, `
+WITH locked AS (
+	SELECT c.uid, c.conv, v.seq
+	FROM cursors c JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS v(uid, conv, seq)
+		ON c.uid = v.uid AND c.conv = v.conv
+	WHERE c.delivered < v.seq
+	ORDER BY c.uid, c.conv
+	FOR UPDATE OF c
+)
+UPDATE cursors c SET delivered = greatest(c.delivered, l.seq)
+FROM locked l WHERE c.uid = l.uid AND c.conv = l.conv`)
 }
 
 // MarkRead raises read cursors, and delivered ones with them, to
 // max(current, Seq).
 func (s *Store) MarkRead(ctx context.Context, cursors []clusterchat.Cursor) error {
-	return s.mark(ctx, "mark read", cursors,
-		`UPDATE cursors c SET read = greatest(c.read, v.seq), delivered = greatest(c.delivered, v.seq)
-		FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS v(uid, conv, seq)
-		WHERE c.uid = v.uid AND c.conv = v.conv AND (c.read < v.seq OR c.delivered < v.seq)`)
+	return s.mark(ctx, "mark read", cursors, `
+WITH locked AS (
+	SELECT c.uid, c.conv, v.seq
+	FROM cursors c JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS v(uid, conv, seq)
+		ON c.uid = v.uid AND c.conv = v.conv
+	WHERE c.read < v.seq OR c.delivered < v.seq
+	ORDER BY c.uid, c.conv
+	FOR UPDATE OF c
+)
+UPDATE cursors c SET read = greatest(c.read, l.seq), delivered = greatest(c.delivered, l.seq)
+FROM locked l WHERE c.uid = l.uid AND c.conv = l.conv`)
 }
 
 // mark runs a cursor update over cursors folded to one row per (user,
 // conversation) with the highest seq: UPDATE ... FROM applies one source
 // row per target row, so duplicates must not reach it. Cursors of
 // conversations the user is not part of match no row and are ignored.
-// Concurrent marks may still lock rows in different orders; a deadlock
-// rolls the statement back and run retries it.
+// The rows are locked first in (uid, conv) order (the locked CTE: ORDER BY
+// comes before FOR UPDATE), as Append locks its senders' cursors: two
+// statements that lock in one order cannot deadlock, where an UPDATE's
+// join locks in the order its plan happens to produce
+// (TestAppendAndMarksDoNotDeadlock).
 func (s *Store) mark(ctx context.Context, op string, cursors []clusterchat.Cursor, sql string) error {
 	if len(cursors) == 0 {
 		return nil

@@ -145,7 +145,10 @@ type Config struct {
 	// request, of one commit batch's store append, of a cursor save and of
 	// a delivery gap's store read; default 10 s.
 	RequestTimeout time.Duration
-	// PublishTimeout bounds one broker publish (of a batch); default 5 s.
+	// PublishTimeout bounds one broker publish (of a batch); default 1 s,
+	// the Redis broker's own bound (redis.Options.PublishTimeout): with a
+	// longer one here the broker would still cut at its own, and add a
+	// timer of its own to every publish to do it.
 	PublishTimeout time.Duration
 	// DrainWait is how long a connection the server closes (at shutdown,
 	// or after a fatal protocol error) may take to write what it has
@@ -175,7 +178,7 @@ func (c *Config) setDefaults() {
 		c.WriteWait = 10 * time.Second
 	}
 	setPositive(&c.RequestTimeout, 10*time.Second)
-	setPositive(&c.PublishTimeout, 5*time.Second)
+	setPositive(&c.PublishTimeout, time.Second)
 	setPositive(&c.DrainWait, 2*time.Second)
 	setPositive(&c.PaceInterval, 200*time.Microsecond)
 	if c.BcryptCost == 0 {
