@@ -162,6 +162,35 @@ func TestMessageRateLimit(t *testing.T) {
 	}
 }
 
+// TestMessageQuota: a user's message text in bytes (Config.MsgQuota), on
+// top of the message count: what bounds the disk an account can fill.
+// Refused text is not stored; other users are unaffected.
+func TestMessageQuota(t *testing.T) {
+	ts := wiretest.StartServer(t, limitsOn(func(c *server.Config) { c.MsgQuota = 100 }))
+	by := newBystanders(t, ts)
+	stored := metric(t, ts, "chat_messages_accepted_total")
+	filler, victim := newUser(t, ts, "filler"), newUser(t, ts, "victim")
+	f, _ := filler.native(t, ts)
+	v, _ := victim.native(t, ts)
+	forty := strings.Repeat("x", 40)
+	for range 2 {
+		f.Call(6, `{"msgid":6,"to":%d,"msg":%q}`, victim.id, forty)
+		v.Expect(6, "msg", forty)
+	}
+	rid := f.Req(`{"msgid":6,"to":%d,"msg":%q}`, victim.id, forty)
+	if o := expectLimited(t, f, 11, "req", 6, "rid", rid); !strings.Contains(o.Str("errmsg"), "quota") {
+		t.Errorf("quota refusal says %q", o.Str("errmsg"))
+	}
+	// What is left (20 bytes) may still be used.
+	f.Call(6, `{"msgid":6,"to":%d,"msg":%q}`, victim.id, forty[:20])
+	v.Expect(6, "msg", forty[:20])
+	by.chat()
+	v.Ping() // the refused one never reached the victim
+	if n := metric(t, ts, "chat_messages_accepted_total") - stored; n != 3+2 {
+		t.Errorf("%v messages stored, want 3 from the filler and 2 from the bystanders", n)
+	}
+}
+
 // TestSocialRateLimit: requests that store something or reach other
 // people (new groups, friend requests, renames...) take the user's message
 // tokens like chat messages, so an account cannot create groups or send

@@ -206,6 +206,12 @@ type bucket struct {
 // take takes a token if there is one; otherwise it says how long until
 // there is.
 func (b *bucket) take(now time.Time, r Rate, burst int) (bool, time.Duration) {
+	return b.takeN(now, r, burst, 1)
+}
+
+// takeN takes n tokens if there are (n is at most burst, or never); otherwise
+// it says how long until there are.
+func (b *bucket) takeN(now time.Time, r Rate, burst int, n float64) (bool, time.Duration) {
 	rate := r.perSecond()
 	if b.last.IsZero() {
 		b.tokens = float64(burst)
@@ -213,11 +219,12 @@ func (b *bucket) take(now time.Time, r Rate, burst int) (bool, time.Duration) {
 		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
 	}
 	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
+	n = min(n, float64(burst))
+	if b.tokens >= n {
+		b.tokens -= n
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	return false, time.Duration((n - b.tokens) / rate * float64(time.Second))
 }
 
 // full reports whether the bucket has refilled completely by now (it can
@@ -231,15 +238,25 @@ func (b *bucket) full(now time.Time, r Rate, burst int) bool {
 // twice the rate (documented), which bounds it all the same.
 type msgBuckets struct {
 	mu sync.Mutex
-	m  map[int64]*bucket
+	m  map[int64]*userBuckets
 }
+
+// userBuckets are one user's: messages (and social requests) by count,
+// message text by bytes (Config.MsgQuota).
+type userBuckets struct {
+	msgs, bytes bucket
+}
+
+// quotaRate is the refill of a byte bucket of quota bytes a day.
+func quotaRate(quota int) Rate { return Rate{N: quota, Per: 24 * time.Hour} }
 
 // sweepBuckets forgets the buckets that are full again.
 func (s *Server) sweepBuckets(now time.Time) {
 	mb := &s.sec.buckets
 	mb.mu.Lock()
 	for uid, b := range mb.m {
-		if b.full(now, s.cfg.MsgRate, s.cfg.MsgBurst) {
+		if (!s.cfg.MsgRate.on() || b.msgs.full(now, s.cfg.MsgRate, s.cfg.MsgBurst)) &&
+			(s.cfg.MsgQuota <= 0 || b.bytes.last.IsZero() || b.bytes.full(now, quotaRate(s.cfg.MsgQuota), s.cfg.MsgQuota)) {
 			delete(mb.m, uid)
 		}
 	}
@@ -270,9 +287,10 @@ func spendsMessageToken(msgid int) bool {
 // admit is the admission of one request, on c's read loop: it takes a
 // request token of the connection and, for a chat message or another
 // request that spends one (spendsMessageToken) of a logged-in session, a
-// message token of its user. Every such request counts, a refused one too
-// (an invalid or forbidden message costs its sender all the same).
-func (c *conn) admit(msgid int) error {
+// message token of its user, and for a chat message as many bytes of the
+// user's quota as its text has. Every such request counts, a refused one
+// too (an invalid or forbidden message costs its sender all the same).
+func (c *conn) admit(q *proto.Request) error {
 	s := c.srv
 	now := time.Now()
 	if r := s.cfg.ReqRate; r.on() {
@@ -281,29 +299,37 @@ func (c *conn) admit(msgid int) error {
 			return clusterchat.RateLimited(wait, "too many requests on this connection")
 		}
 	}
-	r := s.cfg.MsgRate
-	if !r.on() || c.sess == nil || !spendsMessageToken(msgid) {
+	r, quota := s.cfg.MsgRate, s.cfg.MsgQuota
+	if (!r.on() && quota <= 0) || c.sess == nil || !spendsMessageToken(q.MsgID) {
 		return nil
 	}
+	chat := q.MsgID == proto.OneChat || q.MsgID == proto.GroupChat
 	mb := &s.sec.buckets
 	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	if mb.m == nil {
-		mb.m = make(map[int64]*bucket)
+		mb.m = make(map[int64]*userBuckets)
 	}
 	b := mb.m[c.sess.uid]
 	if b == nil {
-		b = &bucket{}
+		b = &userBuckets{}
 		mb.m[c.sess.uid] = b
 	}
-	ok, wait := b.take(now, r, s.cfg.MsgBurst)
-	mb.mu.Unlock()
-	if !ok {
-		if msgid != proto.OneChat && msgid != proto.GroupChat {
-			s.sec.limited.WithLabelValues("social").Inc()
-			return clusterchat.RateLimited(wait, "doing that too often")
+	if r.on() {
+		if ok, wait := b.msgs.take(now, r, s.cfg.MsgBurst); !ok {
+			if !chat {
+				s.sec.limited.WithLabelValues("social").Inc()
+				return clusterchat.RateLimited(wait, "doing that too often")
+			}
+			s.sec.limited.WithLabelValues("messages").Inc()
+			return clusterchat.RateLimited(wait, "sending too fast")
 		}
-		s.sec.limited.WithLabelValues("messages").Inc()
-		return clusterchat.RateLimited(wait, "sending too fast")
+	}
+	if chat && quota > 0 && len(q.Msg) > 0 {
+		if ok, wait := b.bytes.takeN(now, quotaRate(quota), quota, float64(len(q.Msg))); !ok {
+			s.sec.limited.WithLabelValues("quota").Inc()
+			return clusterchat.RateLimited(wait, "today's quota of message text is used up")
+		}
 	}
 	return nil
 }

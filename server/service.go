@@ -22,7 +22,7 @@ func (s *Server) handle(c *conn, frame []byte, q *proto.Request) {
 		s.replyConnErr(c, q.MsgID, q.RID, clusterchat.Errorf(clusterchat.EINVALID, "a request must be valid UTF-8"))
 		return
 	}
-	if err := c.admit(q.MsgID); err != nil {
+	if err := c.admit(q); err != nil {
 		s.replyConnErr(c, q.MsgID, q.RID, err)
 		return
 	}

@@ -16,7 +16,7 @@ type securityFlags struct {
 	register, login, accountFail, msgRate, reqRate rateFlag
 	loginFailures                                  int
 	loginWindow, tokenTTL, tokenSweep              time.Duration
-	msgBurst, reqBurst                             int
+	msgBurst, reqBurst, msgQuota                   int
 }
 
 // rateFlag is a server.Rate as a flag: N/DURATION or off.
@@ -71,6 +71,8 @@ func addSecurityFlags(fs *flag.FlagSet) *securityFlags {
 		"failed password logins of one account from one address that lock that pair for -login-window (env CHAT_LOGIN_FAILURES)")
 	fs.DurationVar(&sf.loginWindow, "login-window", envDur("CHAT_LOGIN_WINDOW", time.Minute), "see -login-failures (env CHAT_LOGIN_WINDOW)")
 	fs.IntVar(&sf.msgBurst, "msg-burst", envInt("CHAT_MSG_BURST", 50), "messages a user may send at once above -msg-rate (env CHAT_MSG_BURST)")
+	fs.IntVar(&sf.msgQuota, "msg-quota", envInt("CHAT_MSG_QUOTA", 64<<20),
+		"bytes of message text a user may send in 24 hours, per server (0: no quota; env CHAT_MSG_QUOTA)")
 	fs.IntVar(&sf.reqBurst, "req-burst", envInt("CHAT_REQ_BURST", 200), "requests a connection may send at once above -req-rate (env CHAT_REQ_BURST)")
 	fs.DurationVar(&sf.tokenTTL, "token-ttl", envDur("CHAT_TOKEN_TTL", 30*24*time.Hour),
 		"session tokens expire after this long unused; each use renews them (env CHAT_TOKEN_TTL)")
@@ -84,6 +86,10 @@ func (sf *securityFlags) apply(cfg *server.Config) {
 	cfg.RegisterRate, cfg.LoginRate, cfg.AccountFailRate = sf.register.r, sf.login.r, sf.accountFail.r
 	cfg.MsgRate, cfg.ReqRate = sf.msgRate.r, sf.reqRate.r
 	cfg.MsgBurst, cfg.ReqBurst = sf.msgBurst, sf.reqBurst
+	cfg.MsgQuota = sf.msgQuota
+	if sf.msgQuota == 0 {
+		cfg.MsgQuota = -1 // 0 on the command line means off
+	}
 	cfg.LoginFailures, cfg.LoginWindow = sf.loginFailures, sf.loginWindow
 	if sf.loginFailures == 0 {
 		cfg.LoginFailures = -1 // 0 on the command line means off

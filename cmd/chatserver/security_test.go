@@ -21,8 +21,11 @@ func TestSecurityFlags(t *testing.T) {
 	}{
 		{nil, nil, "", func(c *server.Config) bool {
 			return !c.RateLimitsOff && c.MsgRate.N == 0 && c.LoginFailures == 10 && c.LoginWindow == time.Minute &&
-				c.MsgBurst == 50 && c.ReqBurst == 200 && c.TokenTTL == 30*24*time.Hour && c.TokenSweep == time.Hour
+				c.MsgBurst == 50 && c.ReqBurst == 200 && c.TokenTTL == 30*24*time.Hour && c.TokenSweep == time.Hour &&
+				c.MsgQuota == 64<<20
 		}},
+		{[]string{"-msg-quota", "0"}, nil, "", func(c *server.Config) bool { return c.MsgQuota < 0 }},
+		{nil, map[string]string{"CHAT_MSG_QUOTA": "1000"}, "", func(c *server.Config) bool { return c.MsgQuota == 1000 }},
 		{[]string{"-msg-rate", "5/2s", "-register-rate", "off", "-login-failures", "0", "-token-ttl", "24h"}, nil, "", func(c *server.Config) bool {
 			return c.MsgRate == server.Rate{N: 5, Per: 2 * time.Second} && c.RegisterRate == server.Off &&
 				c.LoginFailures < 0 && c.TokenTTL == 24*time.Hour

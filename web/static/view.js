@@ -49,6 +49,14 @@ function presenceText(d) {
   return d.state === 'online' ? 'online' : 'offline';
 }
 
+/** A wait in the unit a person would say it in: 40 s, 5 min, 3 h. */
+function waitText(ms) {
+  const s = Math.ceil(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 2 * 3600) return `${Math.ceil(s / 60)} min`;
+  return `${Math.ceil(s / 3600)} h`;
+}
+
 /** Words a person understands for a failed request, by where it happened. */
 export function errorText(e, where) {
   switch (e.errno) {
@@ -69,8 +77,11 @@ export function errorText(e, where) {
       if (where === 'join' || where === 'group') return `Not allowed: ${e.message}.`;
       return 'You are not allowed to do that (not a member).';
     case ERR.TOO_LARGE: return 'Too long: the message is over the server\'s limit.';
-    case ERR.RATE_LIMITED:
-      return e.retryMs ? `Too many attempts; try again in ${Math.ceil(e.retryMs / 1000)} s.` : 'Too many attempts; wait a minute and try again.';
+    case ERR.RATE_LIMITED: {
+      const wait = e.retryMs ? waitText(e.retryMs) : 'a minute';
+      if (e.message && e.message.includes('quota')) return `Not sent: you have sent a lot of text today; you can send more in ${wait}.`;
+      return e.retryMs ? `Too many attempts; try again in ${wait}.` : 'Too many attempts; wait a minute and try again.';
+    }
     case ERR.UNAVAILABLE: return 'The server cannot reach its storage right now; try again shortly.';
     case ERR.INVALID: return `Not accepted: ${e.message}.`;
     case ERR.UNREACHABLE: return 'Cannot reach the server. Check that it is running.';
