@@ -118,13 +118,13 @@ type Config struct {
 	AccountFailRate Rate // failed password logins of one account, from addresses that never logged in to it; default 100/1h
 	MsgRate         Rate // sustained chat messages per user (per server); default 10/1s
 	MsgBurst        int  // messages a user may send at once above MsgRate; default 50
+	ReqRate         Rate // sustained requests per connection; default 50/1s
+	ReqBurst        int  // requests a connection may send at once above ReqRate; default 200
 	// MsgQuota is the bytes of message text a user may send in 24 hours
 	// (per server): all at once, then at MsgQuota per day as it refills.
 	// Default 64 MiB; negative: off. What bounds the disk a stranger's
 	// accounts can fill: MsgRate alone lets one account store 3 GB a day.
 	MsgQuota int
-	ReqRate  Rate // sustained requests per connection; default 50/1s
-	ReqBurst int  // requests a connection may send at once above ReqRate; default 200
 
 	// TokenTTL is how long a session token lets a client log in without its
 	// password; every use renews it (sliding). Default 30 days.
