@@ -545,8 +545,8 @@ type Ack struct {
 // Timeouts, "unavailable" replies and (with Options.Reconnect) connection
 // losses are retried with the same cmid until ctx ends, so the message is
 // stored at most once; give ctx a deadline. A rate-limit refusal (errno
-// 12) is retried after the server's hint while ctx allows, and returned
-// when it does not.
+// 12) is retried after the server's hint while ctx allows, and returned at
+// once when the hint is past ctx's deadline.
 func (c *Client) Send(ctx context.Context, to int64, text string) (*Ack, error) {
 	return c.send(ctx, &proto.ChatReq{To: to, Msg: text})
 }
@@ -569,7 +569,12 @@ func (c *Client) send(ctx context.Context, req *proto.ChatReq) (*Ack, error) {
 		}
 		if wait := clusterchat.RetryAfter(err); wait > 0 && ctx.Err() == nil {
 			// Rate limited (errno 12): the server says when; the same
-			// cmid then, so the message is still stored at most once.
+			// cmid then, so the message is still stored at most once. A
+			// wait past ctx's deadline (a spent daily quota says hours)
+			// is not waited for: the refusal is the answer.
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+				return nil, err
+			}
 			if !c.sleep(ctx, wait) {
 				if ctx.Err() != nil {
 					return nil, err

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -32,6 +33,34 @@ func TestSendRateLimited(t *testing.T) {
 		if m.Body != fmt.Sprint(i) || m.Seq != int64(i+1) {
 			t.Fatalf("message %d = %q seq %d", i, m.Body, m.Seq)
 		}
+	}
+}
+
+// TestSendQuotaSpent: a refusal whose hint is past the context's deadline
+// (a spent quota of message text says hours) is returned at once, not
+// waited for until the deadline; the refused message is not stored.
+func TestSendQuotaSpent(t *testing.T) {
+	ts := startServerWith(t, func(c *server.Config) {
+		c.RateLimitsOff = false
+		c.MsgQuota = 10
+	})
+	alice, _, _ := user(t, ts.addr, "alice", Options{})
+	_, col, bid := user(t, ts.addr, "bob", Options{})
+	if _, err := alice.Send(ctxT(t), bid, "0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	_, err := alice.Send(ctx, bid, "one more")
+	if clusterchat.ErrorCode(err) != clusterchat.ERATELIMIT || ctx.Err() != nil {
+		t.Fatalf("Send past the quota: %v (ctx %v), want errno 12 before the deadline", err, ctx.Err())
+	}
+	if wait := clusterchat.RetryAfter(err); wait < time.Hour {
+		t.Errorf("retry hint %v, want hours", wait)
+	}
+	got := waitLog(t, col, clusterchat.DirectConv(alice.UserID(), bid), 1)
+	if len(got) != 1 || got[0].Body != "0123456789" {
+		t.Fatalf("stored %v", got)
 	}
 }
 
