@@ -496,17 +496,24 @@ func (p *Presence) beat() {
 		err       error
 		recovered []int64
 	)
-	for i, r := range heartbeatScript.ExecMulti(ctx, p.c, execs...) {
-		var before int64
-		if before, err = r.AsInt64(); err != nil {
-			break
-		}
-		if before == 0 {
-			recovered = append(recovered, order[i])
-		}
-	}
+	// The node is marked alive before its sessions are renewed: after an
+	// outage longer than the TTL, another node's reaper would otherwise see
+	// this one lapsed between the two and remove the sessions just put back
+	// (x announced online again, yet offline to every login until the next
+	// beat: a flake of TestSocial/PresenceAfterRedisOutage under load).
+	// Marked alive first, a reaper either runs before (and removes only
+	// what had lapsed) or sees this node alive.
+	err = nodeScript.Exec(ctx, p.c, []string{p.opt.Prefix + "nodes", p.opt.Prefix + "nodeusers:" + p.node}, uids).Error()
 	if err == nil {
-		err = nodeScript.Exec(ctx, p.c, []string{p.opt.Prefix + "nodes", p.opt.Prefix + "nodeusers:" + p.node}, uids).Error()
+		for i, r := range heartbeatScript.ExecMulti(ctx, p.c, execs...) {
+			var before int64
+			if before, err = r.AsInt64(); err != nil {
+				break
+			}
+			if before == 0 {
+				recovered = append(recovered, order[i])
+			}
+		}
 	}
 	if err == nil {
 		p.reap(ctx, onOffline)
