@@ -69,7 +69,8 @@ func (c *cluster) startServer(tb testing.TB, node string, extra ...string) *test
 		"-broker", c.redis.URL(),
 		"-node", node,
 		"-bcrypt-cost", "4",
-	}, extra...)
+	}, testenv.UpstreamFlags...) // behind nginx's TCP proxy
+	args = append(args, extra...)
 	s := testenv.StartServer(tb, c.bin, args...)
 	waitReady(tb, s, readTimeout)
 	return s

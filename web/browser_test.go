@@ -42,8 +42,10 @@ func startCluster(t *testing.T) *cluster {
 		// Rate limits on, as deployed, but every browser comes from
 		// 127.0.0.1: allow the test's registrations and a fast classic
 		// sender; the login limits stay.
-		s := testenv.StartServer(t, bin, "-store", dsn, "-broker", redis.URL(), "-node", fmt.Sprintf("n%d", i+1), "-bcrypt-cost", "4",
-			"-rate-limits=true", "-register-rate", "1000/1h", "-msg-rate", "1000/1s", "-msg-burst", "1000")
+		args := []string{"-store", dsn, "-broker", redis.URL(), "-node", fmt.Sprintf("n%d", i+1), "-bcrypt-cost", "4",
+			"-rate-limits=true", "-register-rate", "1000/1h", "-msg-rate", "1000/1s", "-msg-burst", "1000"}
+		s := testenv.StartServer(t, bin, append(args, testenv.UpstreamFlags...)...) // behind nginx
+
 		c.servers = append(c.servers, s)
 		httpAddrs = append(httpAddrs, s.HTTPAddr())
 	}

@@ -38,6 +38,7 @@ type NginxConf struct {
 	HTTPUpstreams   []string // chatserver -http values
 	NoFile          int      // descriptors per worker; 0: DefaultNoFile()
 	TLSCert, TLSKey string   // PEM files (nginx-tls.conf.tmpl only)
+	ProxyBind       string   // address nginx connects to upstreams from; empty drops the line
 }
 
 // DefaultNoFile is min(65536, this process's hard descriptor limit), what
@@ -91,6 +92,10 @@ func RenderNginxConf(tmpl string, c NginxConf) string {
 			if c.User != "" {
 				b.WriteString(strings.ReplaceAll(line, "@USER@", c.User) + "\n")
 			}
+		case strings.Contains(line, "@PROXY_BIND@"):
+			if c.ProxyBind != "" {
+				b.WriteString(strings.ReplaceAll(line, "@PROXY_BIND@", c.ProxyBind) + "\n")
+			}
 		case strings.Contains(line, "@STREAM_SERVER@"):
 			for _, s := range c.StreamUpstreams {
 				b.WriteString(strings.ReplaceAll(line, "@STREAM_SERVER@", s) + "\n")
@@ -106,14 +111,26 @@ func RenderNginxConf(tmpl string, c NginxConf) string {
 	return b.String()
 }
 
+// NginxProxyBind is the address StartNginx's TCP proxy connects to its
+// upstreams from: chatservers behind it run with UpstreamFlags, and clients
+// that dial them directly (from 127.0.0.1, or other loopback addresses a
+// test picks) are not taken for the proxy.
+const NginxProxyBind = "127.0.0.200"
+
+// UpstreamFlags are the chatserver flags for a server behind StartNginx's
+// TCP proxy: it believes the PROXY protocol header nginx sends, from
+// NginxProxyBind only.
+var UpstreamFlags = []string{"-trusted-proxies", NginxProxyBind, "-proxy-protocol"}
+
 // StartNginx starts nginx with deploy/nginx/nginx.conf.tmpl rendered into a
-// temp folder: a TCP proxy to streamUpstreams and a WebSocket proxy to
+// temp folder: a TCP proxy to streamUpstreams (from NginxProxyBind, with a
+// PROXY protocol header: see UpstreamFlags) and a WebSocket proxy to
 // httpUpstreams (either may be empty, not both), each on a free loopback
 // port. It waits until both accept connections and stops nginx when the test
 // ends, logging its error log if the test failed.
 func StartNginx(tb testing.TB, streamUpstreams, httpUpstreams []string) *Nginx {
 	tb.Helper()
-	return startNginx(tb, "nginx.conf.tmpl", NginxConf{StreamUpstreams: streamUpstreams, HTTPUpstreams: httpUpstreams})
+	return startNginx(tb, "nginx.conf.tmpl", NginxConf{StreamUpstreams: streamUpstreams, HTTPUpstreams: httpUpstreams, ProxyBind: NginxProxyBind})
 }
 
 // StartNginxTLS is StartNginx with deploy/nginx/nginx-tls.conf.tmpl: nginx

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -30,7 +31,18 @@ func echoTCP(tb testing.TB) string {
 			}
 			go func() {
 				defer c.Close()
-				_, _ = io.Copy(c, c)
+				// nginx opens every upstream connection from
+				// NginxProxyBind with a PROXY protocol header naming
+				// the client (127.0.0.1 here); the echo answers a
+				// connection without them with a line the test rejects.
+				r := bufio.NewReader(c)
+				head, err := r.ReadString('\n')
+				peer, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+				if err != nil || !strings.HasPrefix(head, "PROXY TCP4 127.0.0.1 ") || peer != NginxProxyBind {
+					fmt.Fprintf(c, "bad proxy: header %q from %s\n", head, peer)
+					return
+				}
+				_, _ = io.Copy(c, r)
 			}()
 		}
 	}()
@@ -168,6 +180,7 @@ func TestNginxConfInSync(t *testing.T) {
 		{"--user", "www-data", "--stream-listen", "8000", "--stream", "127.0.0.1:6000,127.0.0.1:6002", "--http-listen", "8088", "--http", "127.0.0.1:8080,127.0.0.1:8082"},
 		{"--stream-listen", "127.0.0.1:9000", "--stream", "127.0.0.1:6000", "--nofile", "1024"},
 		{"--http-listen", "127.0.0.1:9001", "--http", "127.0.0.1:8080,127.0.0.1:8082,127.0.0.1:8084"},
+		{"--stream-listen", "8000", "--stream", "127.0.0.1:6000", "--proxy-bind", "127.0.0.200"},
 		{"--stream-listen", "8443", "--stream", "10.0.0.1:6000", "--http-listen", "443", "--http", "10.0.0.1:8080", "--tls-cert", "/etc/chat/cert.pem", "--tls-key", "/etc/chat/key.pem"},
 	} {
 		out, err := exec.Command(bash, append([]string{filepath.Join(root, "scripts", "nginx-conf")}, args...)...).Output()
@@ -193,6 +206,8 @@ func TestNginxConfInSync(t *testing.T) {
 				c.TLSCert = v
 			case "--tls-key":
 				c.TLSKey = v
+			case "--proxy-bind":
+				c.ProxyBind = v
 			}
 		}
 		which := string(tmpl)
