@@ -469,33 +469,30 @@ LIMIT $2`, uid, limit)
 
 // MarkDelivered raises delivered cursors to max(current, Seq).
 func (s *Store) MarkDelivered(ctx context.Context, cursors []clusterchat.Cursor) error {
-	return s.mark(ctx, "mark delivered", cursors, `
-WITH locked AS (
-	SELECT c.uid, c.conv, v.seq
-	FROM cursors c JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS v(uid, conv, seq)
-		ON c.uid = v.uid AND c.conv = v.conv
-	WHERE c.delivered < v.seq
-	ORDER BY c.uid, c.conv
-	FOR UPDATE OF c
-)
-UPDATE cursors c SET delivered = greatest(c.delivered, l.seq)
-FROM locked l WHERE c.uid = l.uid AND c.conv = l.conv`)
+	return s.mark(ctx, "mark delivered", cursors, markSQL("c.delivered < v.seq", "delivered = greatest(c.delivered, l.seq)"))
 }
 
 // MarkRead raises read cursors, and delivered ones with them, to
 // max(current, Seq).
 func (s *Store) MarkRead(ctx context.Context, cursors []clusterchat.Cursor) error {
-	return s.mark(ctx, "mark read", cursors, `
+	return s.mark(ctx, "mark read", cursors, markSQL("c.read < v.seq OR c.delivered < v.seq",
+		"read = greatest(c.read, l.seq), delivered = greatest(c.delivered, l.seq)"))
+}
+
+// markSQL is mark's statement: the cursor rows ($1 uids, $2 convs, $3 seqs)
+// where moves holds are locked in (uid, conv) order, then set.
+func markSQL(moves, set string) string {
+	return `
 WITH locked AS (
 	SELECT c.uid, c.conv, v.seq
 	FROM cursors c JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS v(uid, conv, seq)
 		ON c.uid = v.uid AND c.conv = v.conv
-	WHERE c.read < v.seq OR c.delivered < v.seq
+	WHERE ` + moves + `
 	ORDER BY c.uid, c.conv
 	FOR UPDATE OF c
 )
-UPDATE cursors c SET read = greatest(c.read, l.seq), delivered = greatest(c.delivered, l.seq)
-FROM locked l WHERE c.uid = l.uid AND c.conv = l.conv`)
+UPDATE cursors c SET ` + set + `
+FROM locked l WHERE c.uid = l.uid AND c.conv = l.conv`
 }
 
 // mark runs a cursor update over cursors folded to one row per (user,
