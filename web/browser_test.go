@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -267,6 +268,23 @@ func TestBrowser(t *testing.T) {
 			g.eval(`document.getElementById('login-pw').value = ''`, new(string))
 		}
 		g.screenshot("login-error", 1200, 760, "")
+	})
+
+	// A spent quota of message text is said in words a person reads, with
+	// the wait in hours, on a server of its own with a tiny quota.
+	t.Run("Quota", func(t *testing.T) {
+		small := testenv.StartServer(t, testenv.BuildServer(t), "-store", "pebble:"+filepath.Join(t.TempDir(), "chat"),
+			"-bcrypt-cost", "4", "-rate-limits=true", "-msg-quota", "20")
+		waitReady(t, small)
+		q := newPerson(t, browser, "writer").open("http://" + small.HTTPAddr() + "/")
+		q.register()
+		q.action("create", "notes", "mine")
+		q.waitJS("the group open, its one member counted in words", `location.hash.startsWith('#g:') && document.getElementById('subtitle').textContent === '1 member'`)
+		q.send("fifteen letters")
+		q.typeText("#text", "and fifteen more\r")
+		q.waitJS("the refusal in words", `(e => e && /^Not sent: you have sent a lot of text today; you can send more in \d+ h\.$/.test(e.textContent))(document.querySelector('#messages .msg.failed .error'))`)
+		q.waitTexts("fifteen letters")
+		q.screenshot("quota-spent", 390, 844, "")
 	})
 
 	// Through nginx: two users on different servers chat; a SIGTERM roll

@@ -43,6 +43,12 @@ function dayLabel(ts) {
   return d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
 }
 
+/** "1 member", "5 members". */
+function memberCount(g) {
+  const n = g.users.length;
+  return n === 1 ? '1 member' : `${n} members`;
+}
+
 /** What the page says of a person's presence (friends only see each other's). */
 function presenceText(d) {
   if (!d.friend) return 'not a friend';
@@ -233,7 +239,7 @@ export class View {
   fillConv(s, c, li) {
     const d = s.describe(c.id);
     const dot = d.kind === 'user' ? el('span', { class: `dot ${d.state === 'online' ? 'on' : 'off'}`, title: presenceText(d) }) : el('span', { class: 'dot group', title: 'group' }, '#');
-    const sub = d.kind === 'group' ? (d.group ? `${d.group.users.length} members` : '') : presenceText(d);
+    const sub = d.kind === 'group' ? (d.group ? memberCount(d.group) : '') : presenceText(d);
     const last = c.lastText();
     li.classList.toggle('active', s.open === c.id);
     li.replaceChildren(dot,
@@ -250,7 +256,7 @@ export class View {
     const d = s.describe(c.id);
     $('title').textContent = d.title;
     const sub = $('subtitle');
-    if (d.kind === 'group') sub.textContent = d.group ? `${d.group.users.length} members` : '';
+    if (d.kind === 'group') sub.textContent = d.group ? memberCount(d.group) : '';
     else sub.textContent = presenceText(d);
     sub.className = d.kind === 'user' && d.state === 'online' ? 'online' : 'muted';
     const toggle = $('members-toggle');
