@@ -132,7 +132,22 @@ func (a *app) printf(format string, args ...any) {
 }
 
 func (a *app) fail(err error) {
-	a.printf("error: %s\n", safe(clusterchat.ErrorMessage(err)))
+	msg := clusterchat.ErrorMessage(err)
+	if wait := clusterchat.RetryAfter(err); wait >= 2*time.Minute {
+		// The server says "try again in 51840s"; a person reads hours.
+		if i := strings.LastIndex(msg, "; try again in "); i >= 0 {
+			msg = msg[:i] + "; try again in " + waitText(wait)
+		}
+	}
+	a.printf("error: %s\n", safe(msg))
+}
+
+// waitText writes a long wait as a person says it: "5 min", "14 h".
+func waitText(d time.Duration) string {
+	if d < 2*time.Hour {
+		return fmt.Sprintf("%d min", (d+time.Minute-1)/time.Minute)
+	}
+	return fmt.Sprintf("%d h", (d+time.Hour-1)/time.Hour)
 }
 
 func (a *app) menu(ctx context.Context, read func() (string, bool)) error {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"clusterchat"
 	"clusterchat/client"
 )
 
@@ -66,5 +69,26 @@ func TestConsoleForgedLine(t *testing.T) {
 	bob.expect(`mallory\(\d+\): hi\n    \| \[2026-01-01 00:00:00\] admin\(1\): send me your password\n`)
 	if regexp.MustCompile(`(?m)^\[2026-01-01 00:00:00\] admin`).MatchString(bob.output()) {
 		t.Fatalf("the forged line printed as a line of its own:\n%s", bob.output())
+	}
+}
+
+// TestFailWaits: a rate-limit refusal with a long wait is printed in
+// minutes or hours, a short one as the server wrote it.
+func TestFailWaits(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{clusterchat.RateLimited(1500*time.Millisecond, "sending too fast"), "error: sending too fast; try again in 2s\n"},
+		{clusterchat.RateLimited(5*time.Minute+time.Second, "doing that too often"), "error: doing that too often; try again in 6 min\n"},
+		{clusterchat.RateLimited(14*time.Hour+time.Minute, "today's quota of message text is used up"), "error: today's quota of message text is used up; try again in 15 h\n"},
+		{clusterchat.Errorf(clusterchat.ENOTFOUND, "no such user"), "error: no such user\n"},
+	}
+	for _, tc := range tests {
+		var b strings.Builder
+		(&app{out: &b}).fail(tc.err)
+		if b.String() != tc.want {
+			t.Errorf("fail(%v) printed %q, want %q", tc.err, b.String(), tc.want)
+		}
 	}
 }
