@@ -256,7 +256,7 @@ func (s *Server) sweepBuckets(now time.Time) {
 	mb.mu.Lock()
 	for uid, b := range mb.m {
 		if (!s.cfg.MsgRate.on() || b.msgs.full(now, s.cfg.MsgRate, s.cfg.MsgBurst)) &&
-			(s.cfg.MsgQuota <= 0 || b.bytes.last.IsZero() || b.bytes.full(now, quotaRate(s.cfg.MsgQuota), s.cfg.MsgQuota)) {
+			(s.cfg.MsgQuota <= 0 || b.bytes.full(now, quotaRate(s.cfg.MsgQuota), s.cfg.MsgQuota)) {
 			delete(mb.m, uid)
 		}
 	}

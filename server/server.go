@@ -360,25 +360,8 @@ func (s *Server) httpHandler() http.Handler {
 }
 
 // reaped announces users whose server died as offline to their friends. It
-// is called from the presence heartbeat, so it hands the work on. A user
-// online again by the time of the announcement is left out: its server was
-// not dead but cut off (a Redis outage longer than the TTL), has put its
-// sessions back since the reap, and announces it online itself; an
-// "offline" from here arriving after that would leave friends with the
-// wrong last word.
-func (s *Server) reaped(uids []int64) {
-	s.background(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		online, err := s.Presence.Online(ctx, uids)
-		for _, uid := range uids {
-			if err == nil && online[uid] {
-				continue
-			}
-			s.announcePresence(ctx, uid, proto.Offline)
-		}
-	})
-}
+// is called from the presence heartbeat, so it hands the work on.
+func (s *Server) reaped(uids []int64) { s.announceAll(uids, proto.Offline) }
 
 // recovered announces online again this server's users whose presence had
 // lapsed (a Redis outage long enough for another server to reap this one
@@ -398,13 +381,23 @@ func (s *Server) recovered(uids []int64) {
 }
 
 // announceAll tells the friends of uids their state, off the caller's
-// goroutine (a presence heartbeat).
+// goroutine (a presence heartbeat). Before "offline" it asks presence once
+// more and leaves out users online again by then: a reaped user's server
+// may have been cut off rather than dead (a Redis outage longer than the
+// TTL), put its sessions back since the reap and announced them online
+// itself, and a late "offline" would leave friends with the wrong last word.
 func (s *Server) announceAll(uids []int64, state proto.State) {
 	s.background(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		var online map[int64]bool
+		if state == proto.Offline {
+			online, _ = s.Presence.Online(ctx, uids) // unreadable: announce all, as before
+		}
 		for _, uid := range uids {
-			s.announcePresence(ctx, uid, state)
+			if !online[uid] {
+				s.announcePresence(ctx, uid, state)
+			}
 		}
 	})
 }
